@@ -1,0 +1,136 @@
+"""custom::conv1d against F.conv1d (cuDNN), side by side in one process, on the GPU.
+
+Each case: fresh random inputs, warm-up, then 20+ calls of each timed with CUDA events; the median is
+reported. The timed outputs are checked against a float64 reference (on a slice of the batch for the
+large shapes). "floor" is (input + weight + output bytes) / the device-to-device copy bandwidth measured
+at start: no kernel that reads its input once and writes its output once beats it.
+
+    python bench/bench_conv1d.py [--suite quick|full] [--repeats 20] [--markdown FILE]
+"""
+import argparse
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "python"))
+import custom_ops  # noqa: E402
+
+# name, (N, C, O, K, L), dict(stride, padding, dilation, groups, bias)
+HEADLINE = ("headline", (32, 64, 128, 3, 131072), dict())
+SHAPES = {
+    "quick": [
+        HEADLINE,
+        ("depthwise causal k4", (16, 2048, 2048, 4, 4096), dict(groups=2048, padding=3)),
+        ("wide channels", (8, 512, 512, 3, 16384), dict(padding=1)),
+        ("small", (1, 64, 64, 7, 8192), dict(padding=3)),
+    ],
+}
+SHAPES["full"] = SHAPES["quick"] + [
+    ("strided front end", (16, 1, 512, 10, 160000), dict(stride=5)),
+    ("dilated", (16, 128, 128, 3, 32768), dict(dilation=4, padding=4)),
+    ("grouped", (16, 256, 256, 5, 32768), dict(groups=8, padding=2)),
+    ("headline + bias", (32, 64, 128, 3, 131072), dict(bias=True)),
+]
+# (label, dtype, allow_tf32)
+DTYPES_HEADLINE = [("fp32-tf32", torch.float32, True), ("fp32-strict", torch.float32, False),
+                   ("fp16", torch.float16, False), ("bf16", torch.bfloat16, False)]
+DTYPES_OTHER = [("fp32-tf32", torch.float32, True), ("bf16", torch.bfloat16, False)]
+TOLERANCE = {("fp32-tf32"): 5e-3, "fp32-strict": 1e-5, "fp16": 2e-3, "bf16": 1e-2}
+
+
+def copy_bandwidth() -> float:
+    """Bytes read + written per second by a large device-to-device copy."""
+    src = torch.empty(1 << 30, dtype=torch.uint8, device="cuda").random_()
+    dst = torch.empty_like(src)
+    times = time_calls(lambda: dst.copy_(src), 20)
+    return 2 * src.numel() / (statistics.median(times) * 1e-3)
+
+
+def time_calls(fn, repeats, warmup=3):
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(repeats):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    return times
+
+
+def relative_error(out, ref):
+    return ((out.double() - ref).abs().max() / ref.abs().max()).item()
+
+
+def run_case(name, dims, params, label, dtype, allow_tf32, repeats, bandwidth):
+    n, c, o, k, length = dims
+    stride, padding = params.get("stride", 1), params.get("padding", 0)
+    dilation, groups = params.get("dilation", 1), params.get("groups", 1)
+    torch.backends.cudnn.allow_tf32 = allow_tf32
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    x = torch.randn(n, c, length, device="cuda", dtype=dtype, generator=gen)
+    w = torch.randn(o, c // groups, k, device="cuda", dtype=dtype, generator=gen)
+    b = torch.randn(o, device="cuda", dtype=dtype, generator=gen) if params.get("bias") else None
+    ours_fn = lambda: torch.ops.custom.conv1d(x, w, b, [stride], [padding], [dilation], groups)  # noqa: E731
+    cudnn_fn = lambda: F.conv1d(x, w, b, stride, padding, dilation, groups)  # noqa: E731
+    ours_ms = statistics.median(time_calls(ours_fn, repeats))
+    cudnn_ms = statistics.median(time_calls(cudnn_fn, repeats))
+    out, out_cudnn = ours_fn(), cudnn_fn()  # the timed computations, on the same inputs
+    torch.cuda.synchronize()
+    rows = slice(0, min(n, 2))
+    ref = F.conv1d(x[rows].double(), w.double(), None if b is None else b.double(), stride, padding, dilation, groups)
+    err, err_cudnn = relative_error(out[rows], ref), relative_error(out_cudnn[rows], ref)
+    l_out = out.shape[-1]
+    bytes_moved = (x.numel() + w.numel() + out.numel() + (o if b is not None else 0)) * x.element_size()
+    floor_ms = bytes_moved / bandwidth * 1e3
+    flops = 2.0 * n * o * l_out * (c // groups) * k
+    ok = err <= TOLERANCE[label]
+    del x, w, b, out, out_cudnn, ref
+    torch.cuda.empty_cache()
+    return dict(shape=name, dtype=label, ours=ours_ms, cudnn=cudnn_ms, speedup=cudnn_ms / ours_ms,
+                floor=floor_ms, pct_floor=100 * floor_ms / ours_ms, tflops=flops / ours_ms / 1e9, err=err,
+                err_cudnn=err_cudnn, ok=ok)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--suite", default="quick", choices=sorted(SHAPES))
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--markdown", type=Path)
+    args = parser.parse_args()
+    custom_ops.load_library()
+    props = torch.cuda.get_device_properties(0)
+    bandwidth = copy_bandwidth()
+    header = (f"GPU {props.name} ({props.multi_processor_count} SMs), torch {torch.__version__}, "
+              f"CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}, "
+              f"copy bandwidth {bandwidth / 1e12:.2f} TB/s (read + write)")
+    results = []
+    for name, dims, params in SHAPES[args.suite]:
+        for label, dtype, tf32 in (DTYPES_HEADLINE if name == "headline" else DTYPES_OTHER):
+            r = run_case(name, dims, params, label, dtype, tf32, args.repeats, bandwidth)
+            results.append(r)
+            print(f"  {name:22s} {label:11s} ours {r['ours']:8.3f} ms  cuDNN {r['cudnn']:8.3f} ms  "
+                  f"err {r['err']:.1e} (cuDNN {r['err_cudnn']:.1e}) {'ok' if r['ok'] else 'WRONG'}", flush=True)
+    lines = [header, "",
+             "| shape | dtype | ours ms | cuDNN ms | speedup | floor ms | % of floor | TFLOP/s | rel. error |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        lines.append(f"| {r['shape']} | {r['dtype']} | {r['ours']:.3f} | {r['cudnn']:.3f} | {r['speedup']:.2f}x | "
+                     f"{r['floor']:.3f} | {r['pct_floor']:.0f}% | {r['tflops']:.1f} | {r['err']:.1e}"
+                     f"{'' if r['ok'] else ' WRONG'} |")
+    table = "\n".join(lines)
+    print(table)
+    if args.markdown:
+        args.markdown.write_text(table + "\n")
+    if not all(r["ok"] for r in results):
+        sys.exit("benchmark: some timed outputs were wrong")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,30 @@
+#pragma once
+// Backend kernels of custom::conv1d. Each takes a validated geometry (see conv1d_geometry.h) and a
+// batched (N, C, L) input of any strides, and returns a new contiguous (N, O, L_out) output.
+
+#include "ops/conv1d/conv1d_geometry.h"
+
+namespace custom_ops::conv1d {
+
+at::Tensor conv1d_forward_cpu(const at::Tensor& input, const at::Tensor& weight,
+                              const std::optional<at::Tensor>& bias, const Geometry& g);
+
+#ifdef CUSTOM_OPS_WITH_CUDA
+at::Tensor conv1d_forward_cuda(const at::Tensor& input, const at::Tensor& weight,
+                               const std::optional<at::Tensor>& bias, const Geometry& g);
+#endif
+
+}  // namespace custom_ops::conv1d
+
+namespace custom_ops::conv1d {
+
+// Meta: shapes only, with symbolic sizes (FakeTensor, torch.compile, torch.export). One per overload,
+// since the Meta kernel sees the schema's SymInt arguments directly.
+at::Tensor conv1d_meta(const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
+                       c10::SymIntArrayRef stride, c10::SymIntArrayRef padding, c10::SymIntArrayRef dilation,
+                       c10::SymInt groups);
+at::Tensor conv1d_padding_meta(const at::Tensor& input, const at::Tensor& weight,
+                               const std::optional<at::Tensor>& bias, c10::SymIntArrayRef stride,
+                               c10::string_view padding, c10::SymIntArrayRef dilation, c10::SymInt groups);
+
+}  // namespace custom_ops::conv1d

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The demo, end to end (on CPU, and on CUDA too where a GPU is present):
+#   1. build and install the plugin (a CMake package under build/install),
+#   2. Python: custom::conv1d against F.conv1d, and a model with its nn.Conv1d layers swapped,
+#   3. export: script and trace a model that uses the op, save the .pt archives,
+#   4. C++: build examples/cpp_inference against the installed package (find_package(CustomOps),
+#      linked with -Wl,--as-needed) and run the archives saved from Python with libtorch alone.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export BUILD_DIR="${BUILD_DIR:-build}"
+if [ -z "${PYTHON:-}" ]; then
+  PYTHON="$(scripts/setup-env.sh)/bin/python"
+fi
+export PYTHON
+scripts/build.sh
+export CUSTOM_OPS_LIBRARY="$PWD/$BUILD_DIR/install/lib/libcustom_ops.so"
+demo="$BUILD_DIR/demo"
+
+echo "== 1. Python: custom::conv1d vs F.conv1d, and nn.Conv1d swapped in a model"
+"$PYTHON" examples/python_demo.py
+echo "== 2. Export: TorchScript archives (scripted and traced)"
+"$PYTHON" examples/export_models.py "$demo"
+echo "== 3. C++ inference on the installed package (linked with -Wl,--as-needed)"
+torch_prefix=$("$PYTHON" -c 'import torch.utils; print(torch.utils.cmake_prefix_path)')
+generator=()
+command -v ninja >/dev/null 2>&1 && generator=(-G Ninja)
+cmake -S examples/cpp_inference -B "$demo/cpp_inference" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release \
+  -DCMAKE_PREFIX_PATH="$PWD/$BUILD_DIR/install;$torch_prefix" -DCMAKE_EXE_LINKER_FLAGS=-Wl,--as-needed >/dev/null
+cmake --build "$demo/cpp_inference" >/dev/null
+for archive in model_scripted.pt model_traced.pt; do
+  "$demo/cpp_inference/conv1d_inference" "$demo/$archive" "$demo/sample.pt"
+done
+echo "demo: OK"

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs every test: sets up the virtualenv (once), builds and installs the plugin, then runs the
+# GoogleTest suite (ctest) and the Python suite (pytest: opcheck, random comparison with F.conv1d,
+# TorchScript/compile/export, the examples end to end). CUDA tests run when a GPU is present.
+#   PYTHON     interpreter with torch to use instead of the project's virtualenv (e.g. on the GPU machine)
+#   BUILD_DIR  build folder (default: build)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export BUILD_DIR="${BUILD_DIR:-build}"
+if [ -z "${PYTHON:-}" ]; then
+  PYTHON="$(scripts/setup-env.sh)/bin/python"
+fi
+export PYTHON
+scripts/build.sh
+export CUSTOM_OPS_INSTALL_PREFIX="$PWD/$BUILD_DIR/install"
+export CUSTOM_OPS_LIBRARY="$CUSTOM_OPS_INSTALL_PREFIX/lib/libcustom_ops.so"
+
+echo "== C++ tests (GoogleTest via ctest)"
+ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$(nproc)"
+echo "== Python tests (pytest)"
+"$PYTHON" -m pytest -q -p no:cacheprovider ${PYTEST_ARGS:-}

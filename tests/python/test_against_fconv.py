@@ -1,0 +1,98 @@
+"""Seeded randomised comparison of custom::conv1d with F.conv1d in float64, plus Python-side errors."""
+import random
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import TOLERANCE, relative_max_error
+
+
+def random_case(rng: random.Random):
+    groups = rng.choice([1, 1, 2, 3, 4])
+    depthwise = rng.random() < 0.2
+    if depthwise:
+        channels = rng.choice([1, 3, 8, 16])
+        groups, in_channels, out_channels = channels, channels, channels * rng.choice([1, 2])
+    else:
+        in_channels = groups * rng.randint(1, 6)
+        out_channels = groups * rng.randint(1, 12)
+    kernel_size = rng.randint(1, 9)
+    dilation = rng.randint(1, 4)
+    stride = rng.randint(1, 4)
+    string_padding = rng.random() < 0.3
+    if string_padding:
+        padding = rng.choice(["valid", "same"])
+        if padding == "same":
+            stride = 1
+    else:
+        padding = rng.randint(0, 5)
+    reach = dilation * (kernel_size - 1) + 1
+    pad_total = 0 if isinstance(padding, str) else 2 * padding
+    length = rng.randint(max(1, reach - pad_total), 300)
+    return dict(batch=rng.randint(0, 4), in_channels=in_channels, out_channels=out_channels, length=length,
+                kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation, groups=groups,
+                bias=rng.random() < 0.6, batched=rng.random() < 0.85, contiguous=rng.random() < 0.7)
+
+
+def make_inputs(case, dtype, device, gen):
+    n, c, length = case["batch"], case["in_channels"], case["length"]
+    if case["contiguous"]:
+        x = torch.randn(n, c, length, generator=gen, dtype=torch.float64)
+    else:  # channels-last storage, every other position
+        x = torch.randn(n, 2 * length, c, generator=gen, dtype=torch.float64).transpose(1, 2)[:, :, ::2]
+    x = x.to(device=device, dtype=dtype)
+    if not case["batched"]:
+        x = torch.randn(c, length, generator=gen, dtype=torch.float64).to(device=device, dtype=dtype)
+    w = torch.randn(case["out_channels"], c // case["groups"], case["kernel_size"], generator=gen,
+                    dtype=torch.float64).to(device=device, dtype=dtype)
+    b = torch.randn(case["out_channels"], generator=gen, dtype=torch.float64).to(device=device, dtype=dtype) \
+        if case["bias"] else None
+    return x, w, b
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16, torch.float16])
+def test_random_cases_match_fconv_float64(device, dtype, strict_fp32):
+    rng = random.Random(2026)
+    gen = torch.Generator().manual_seed(2026)
+    count = 150
+    for i in range(count):
+        case = random_case(rng)
+        x, w, b = make_inputs(case, dtype, device, gen)
+        ref = F.conv1d(x.cpu().double(), w.cpu().double(), None if b is None else b.cpu().double(),
+                       case["stride"], case["padding"], case["dilation"], case["groups"])
+        out = torch.ops.custom.conv1d(x, w, b, [case["stride"]],
+                                      case["padding"] if isinstance(case["padding"], str) else [case["padding"]],
+                                      [case["dilation"]], case["groups"])
+        assert out.shape == ref.shape, (i, case)
+        assert out.dtype == dtype and out.device.type == device
+        err = relative_max_error(out, ref)
+        assert err <= TOLERANCE[dtype], f"case {i}: {case}: relative error {err:.3e}"
+
+
+def test_module_swap_keeps_state_dict_and_outputs(device):
+    import custom_ops
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv1d(3, 8, 5, padding=2, padding_mode="reflect"),
+                                torch.nn.Conv1d(8, 8, 3, padding="same", groups=2)).to(device).double()
+    x = torch.randn(2, 3, 50, device=device, dtype=torch.float64)
+    expected = model(x)
+    keys = list(model.state_dict())
+    custom_ops.swap_conv1d(model)
+    assert all(isinstance(m, custom_ops.Conv1d) for m in model)
+    assert list(model.state_dict()) == keys
+    assert relative_max_error(model(x), expected) <= 1e-12
+
+
+@pytest.mark.parametrize("args, message", [
+    (((2, 4, 16, 1), (6, 4, 3)), "expected 'input' to be 2-D"),
+    (((2, 4, 16), (6, 3, 3)), "weight.size(1) * groups"),
+    (((2, 4, 5), (6, 4, 3), None, [1], [0], [3]), "dilated kernel"),
+])
+def test_errors_are_raised_from_python(args, message):
+    shapes, rest = args[:2], args[2:]
+    tensors = [torch.randn(*s) for s in shapes]
+    with pytest.raises(RuntimeError, match=message.replace("(", r"\(").replace(")", r"\)").replace("*", r"\*")):
+        torch.ops.custom.conv1d(*tensors, *rest)
+    with pytest.raises(RuntimeError, match="\"valid\" or \"same\""):
+        torch.ops.custom.conv1d(torch.randn(2, 4, 16), torch.randn(6, 4, 3), None, [1], "full")
