@@ -46,14 +46,17 @@ __global__ void __launch_bounds__(Config::kThreads)
   constexpr int kChunk = Config::kChunk;
   __shared__ acc_t weight_tile[kChunk][kTileO];  // transposed: one reduction row holds all channels
   __shared__ acc_t input_tile[kChunk][kTileL];
+  __shared__ int64_t row_offset[kChunk];  // input offset of the row's channel, -1 past the reduction
+  __shared__ int64_t row_shift[kChunk];   // k * dilation - pad_left
 
   // Within a warp all threads share o_lane (kThreadsL >= 32): weight reads are broadcasts and input
   // reads are consecutive, so neither has bank conflicts.
   const int o_lane = threadIdx.x / kThreadsL;
   const int l_lane = threadIdx.x % kThreadsL;
-  const int64_t K = args.kernel_size;
+  // The reduction (C_g * K) fits in 32 bits (checked on the host); positions and offsets are 64-bit.
+  const int K = static_cast<int>(args.kernel_size);
   const int64_t C_g = args.in_channels_per_group, O_g = args.out_channels_per_group;
-  const int64_t reduction = C_g * K;
+  const int reduction = static_cast<int>(C_g * K);
 
   for (int64_t tile = blockIdx.x; tile < args.total_tiles; tile += gridDim.x) {
     int64_t rest = tile;
@@ -74,22 +77,30 @@ __global__ void __launch_bounds__(Config::kThreads)
 #pragma unroll
       for (int j = 0; j < kRegsL; ++j) acc[i][j] = acc_t(0);
 
-    for (int64_t r0 = 0; r0 < reduction; r0 += kChunk) {
+    for (int r0 = 0; r0 < reduction; r0 += kChunk) {
+      // Where each reduction row of the chunk reads: channel offset and tap shift, computed once per
+      // chunk so the gather below needs no division.
+      if (threadIdx.x < kChunk) {
+        const int r = r0 + threadIdx.x;
+        const int c = r / K, k = r - c * K;
+        row_offset[threadIdx.x] = r < reduction ? c * args.input_stride_c : -1;
+        row_shift[threadIdx.x] = k * args.dilation - args.pad_left;
+      }
       // Weight chunk: consecutive threads read consecutive r of one output channel (coalesced).
       for (int i = threadIdx.x; i < kChunk * kTileO; i += kThreads) {
         const int rr = i % kChunk, oo = i / kChunk;
-        const int64_t r = r0 + rr, o = o0 + oo;
+        const int r = r0 + rr;
+        const int64_t o = o0 + oo;
         weight_tile[rr][oo] = (r < reduction && o < O_g) ? static_cast<acc_t>(w[o * reduction + r]) : acc_t(0);
       }
+      __syncthreads();
       // Input chunk: consecutive threads read consecutive positions of one (c, k) row.
       for (int i = threadIdx.x; i < kChunk * kTileL; i += kThreads) {
         const int rr = i / kTileL, ll = i % kTileL;
-        const int64_t r = r0 + rr;
+        const int64_t p = (l0 + ll) * args.stride + row_shift[rr];
         acc_t v = acc_t(0);
-        if (r < reduction) {
-          const int64_t c = r / K, k = r - c * K;
-          const int64_t p = (l0 + ll) * args.stride + k * args.dilation - args.pad_left;
-          if (p >= 0 && p < args.in_length) v = static_cast<acc_t>(x[c * args.input_stride_c + p * args.input_stride_l]);
+        if (row_offset[rr] >= 0 && p >= 0 && p < args.in_length) {
+          v = static_cast<acc_t>(x[row_offset[rr] + p * args.input_stride_l]);
         }
         input_tile[rr][ll] = v;
       }
