@@ -1,10 +1,15 @@
 // CPU kernel of custom::conv1d: a direct convolution over output tiles, multi-threaded with
-// at::parallel_for and vectorised along the output positions.
+// at::parallel_for, with a register-blocked micro-kernel vectorised along the output positions.
 //
-// Work unit: one (batch, group, block of kOutBlock output channels, block of output positions) tile.
-// For each input channel of the group, the tile's input window (with its halo and zero padding) is
-// gathered once into a contiguous buffer in the accumulation type; every output channel and kernel tap
-// of the tile then reads it with unit stride, so the inner loop has no bounds checks and no conversions.
+// Work unit: one (batch, group, block of output channels, block of output positions) tile. The
+// reduction over input channels goes in blocks of kChannelBlock. For each block the tile's input is
+// gathered once, converted to the accumulation type and zero-padded, into a buffer the micro-kernel
+// reads with unit stride and no bounds checks:
+//   stride 1: one window per channel, (positions + halo) long; tap k reads it shifted by k * dilation;
+//   stride > 1 (or a dilation wider than a tile): one row per (channel, tap) holding exactly the
+//   inputs that tap meets (an im2col block).
+// The micro-kernel keeps a 4-channel x 2-vector block of outputs in registers across the whole
+// reduction block: each input vector loaded feeds 4 FMAs, each weight broadcast feeds 2.
 
 #include "ops/conv1d/conv1d_kernels.h"
 
@@ -14,33 +19,119 @@
 #include <ATen/ops/empty.h>
 
 #include <algorithm>
+#include <cstring>
 #include <vector>
+
+// The 32-byte vector helpers are always inlined into code built for one instruction set, so the
+// vector-ABI note GCC gives for the baseline clone does not apply.
+#pragma GCC diagnostic ignored "-Wpsabi"
 
 namespace custom_ops::conv1d {
 namespace {
 
-constexpr int64_t kOutBlock = 8;        // output channels per tile
-constexpr int64_t kMaxLengthBlock = 512;  // output positions per tile (fewer for large strides)
-constexpr int64_t kMaxWindow = 1 << 16;  // cap on the gathered input window per tile, in elements
+constexpr int64_t kOutBlock = 32;       // output channels per tile
+constexpr int64_t kLengthBlock = 256;   // output positions per tile (a multiple of every micro-tile width)
+constexpr int64_t kChannelBlock = 32;   // input channels per reduction block (at most)
+constexpr int64_t kGatherBudget = 1 << 18;  // elements of gathered input per reduction block (at most)
+constexpr int kMicroRows = 4;           // output channels per micro-tile
+constexpr int kMicroVectors = 2;        // 32-byte vectors of positions per micro-tile
 
-// acc[0:n] += w * x[0:n]. Built twice on x86-64 (AVX2+FMA and baseline) and picked at load time, so the
-// plugin runs on any x86-64 CPU and uses 256-bit FMAs where they exist.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define CUSTOM_OPS_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define CUSTOM_OPS_CLONES
-#endif
+// A 32-byte vector (GCC/Clang vector extension: AVX on CPUs that have it, two SSE halves elsewhere).
+template <typename acc_t>
+struct Vec {
+  typedef acc_t type __attribute__((vector_size(32)));
+  static constexpr int kLanes = 32 / sizeof(acc_t);
+  static type load(const acc_t* p) {
+    type v;
+    std::memcpy(&v, p, sizeof(v));
+    return v;
+  }
+  static void store(acc_t* p, type v) { std::memcpy(p, &v, sizeof(v)); }
+};
+
+// Input of one reduction block as the micro-kernel sees it: tap k of channel c starts at
+// data + c * channel_stride + k * tap_stride, and position l is at offset l from there.
+template <typename acc_t>
+struct BlockView {
+  const acc_t* data;
+  int64_t channel_stride;
+  int64_t tap_stride;
+  int64_t channels;
+  int64_t taps;
+};
+
+// acc[i][l0 + (0 .. width)] += sum_{c, k} packed[(c * taps + k) * rows_total + i] * input(c, k)[l0 + ...]
+template <typename acc_t, int kRows>
+inline __attribute__((always_inline)) void micro_tile(acc_t* acc, int64_t acc_stride, int64_t l0,
+                                                      const BlockView<acc_t>& in, const acc_t* packed,
+                                                      int64_t rows_total) {
+  using V = Vec<acc_t>;
+  typename V::type a[kRows][kMicroVectors];
+  for (int i = 0; i < kRows; ++i)
+    for (int j = 0; j < kMicroVectors; ++j) a[i][j] = V::load(acc + i * acc_stride + l0 + j * V::kLanes);
+  for (int64_t c = 0; c < in.channels; ++c) {
+    for (int64_t k = 0; k < in.taps; ++k) {
+      const acc_t* x = in.data + c * in.channel_stride + k * in.tap_stride + l0;
+      const acc_t* w = packed + (c * in.taps + k) * rows_total;
+      typename V::type xv[kMicroVectors];
+      for (int j = 0; j < kMicroVectors; ++j) xv[j] = V::load(x + j * V::kLanes);
+      for (int i = 0; i < kRows; ++i) {
+        const acc_t wi = w[i];
+        for (int j = 0; j < kMicroVectors; ++j) a[i][j] += wi * xv[j];
+      }
+    }
+  }
+  for (int i = 0; i < kRows; ++i)
+    for (int j = 0; j < kMicroVectors; ++j) V::store(acc + i * acc_stride + l0 + j * V::kLanes, a[i][j]);
+}
 
 template <typename acc_t>
-inline void axpy_strided(acc_t* __restrict__ acc, const acc_t* __restrict__ x, acc_t w, int64_t n, int64_t stride) {
-  for (int64_t i = 0; i < n; ++i) acc[i] += w * x[i * stride];
+inline __attribute__((always_inline)) void accumulate_block_impl(acc_t* acc, int64_t acc_stride, int64_t rows,
+                                                                 int64_t width, const BlockView<acc_t>& in,
+                                                                 const acc_t* packed) {
+  constexpr int64_t kWidth = kMicroVectors * Vec<acc_t>::kLanes;
+  int64_t i = 0;
+  for (; i + kMicroRows <= rows; i += kMicroRows)
+    for (int64_t l = 0; l < width; l += kWidth)
+      micro_tile<acc_t, kMicroRows>(acc + i * acc_stride, acc_stride, l, in, packed + i, rows);
+  for (; i < rows; ++i)
+    for (int64_t l = 0; l < width; l += kWidth) micro_tile<acc_t, 1>(acc + i * acc_stride, acc_stride, l, in, packed + i, rows);
 }
 
-CUSTOM_OPS_CLONES void axpy(float* __restrict__ acc, const float* __restrict__ x, float w, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) acc[i] += w * x[i];
+// dst[j] = x[(first + j * step) * x_stride] for 0 <= j < count, zero where the position is outside
+// [0, length): the zero padding. The in-bounds run is a tight conversion loop without branches.
+template <typename acc_t, typename scalar_t>
+void gather_row(acc_t* dst, int64_t count, const scalar_t* x, int64_t x_stride, int64_t first, int64_t step,
+                int64_t length) {
+  // In bounds for j in [j0, j1): first + j * step >= 0 and < length.
+  const int64_t j0 = std::min(count, first >= 0 ? int64_t{0} : (-first + step - 1) / step);
+  const int64_t j1 = std::max(j0, std::min(count, first >= length ? int64_t{0} : (length - first + step - 1) / step));
+  std::fill(dst, dst + j0, acc_t(0));
+  const scalar_t* src = x + first * x_stride;
+  if (step == 1 && x_stride == 1) {
+    for (int64_t j = j0; j < j1; ++j) dst[j] = static_cast<acc_t>(src[j]);
+  } else {
+    const int64_t hop = step * x_stride;
+    for (int64_t j = j0; j < j1; ++j) dst[j] = static_cast<acc_t>(src[j * hop]);
+  }
+  std::fill(dst + j1, dst + count, acc_t(0));
 }
-CUSTOM_OPS_CLONES void axpy(double* __restrict__ acc, const double* __restrict__ x, double w, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) acc[i] += w * x[i];
+
+// Built twice on x86-64 (AVX2+FMA and baseline) and picked at load time, so the plugin runs on any
+// x86-64 CPU and uses 256-bit FMAs where they exist.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define CUSTOM_OPS_CPU_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define CUSTOM_OPS_CPU_CLONES
+#endif
+
+CUSTOM_OPS_CPU_CLONES void accumulate_block(float* acc, int64_t acc_stride, int64_t rows, int64_t width,
+                                            const BlockView<float>& in, const float* packed) {
+  accumulate_block_impl(acc, acc_stride, rows, width, in, packed);
+}
+CUSTOM_OPS_CPU_CLONES void accumulate_block(double* acc, int64_t acc_stride, int64_t rows, int64_t width,
+                                            const BlockView<double>& in, const double* packed) {
+  accumulate_block_impl(acc, acc_stride, rows, width, in, packed);
 }
 
 template <typename scalar_t>
@@ -52,12 +143,16 @@ void conv1d_cpu_kernel(const at::Tensor& input, const at::Tensor& weight, const 
   const int64_t K = g.kernel_size, L = g.in_length, L_out = g.out_length;
   const int64_t stride = g.stride, dilation = g.dilation, pad = g.pad_left;
   const int64_t reach = (K - 1) * dilation + 1;  // input elements one output position looks at
-  const int64_t length_block =
-      std::clamp<int64_t>((kMaxWindow - reach) / stride + 1, 1, std::min(kMaxLengthBlock, L_out));
   const int64_t out_blocks = (O_g + kOutBlock - 1) / kOutBlock;
-  const int64_t length_blocks = (L_out + length_block - 1) / length_block;
+  const int64_t length_blocks = (L_out + kLengthBlock - 1) / kLengthBlock;
   const int64_t tiles = g.batch * g.groups * out_blocks * length_blocks;
-  const int64_t window_capacity = (length_block - 1) * stride + reach;
+  // Stride 1 (and dilation no wider than a tile): a window of kLengthBlock + halo per channel, which
+  // is smaller than K rows. Otherwise kLengthBlock per (channel, tap).
+  const bool use_window = stride == 1 && dilation <= kLengthBlock;
+  const int64_t row_length = use_window ? kLengthBlock + reach - 1 : kLengthBlock;
+  const int64_t rows_per_channel = use_window ? 1 : K;
+  const int64_t channel_block =
+      std::clamp<int64_t>(kGatherBudget / (rows_per_channel * row_length), 1, std::min(kChannelBlock, std::max<int64_t>(C_g, 1)));
 
   const scalar_t* x = input.const_data_ptr<scalar_t>();
   const scalar_t* w = weight.const_data_ptr<scalar_t>();  // contiguous (O, C_g, K)
@@ -65,8 +160,9 @@ void conv1d_cpu_kernel(const at::Tensor& input, const at::Tensor& weight, const 
   const int64_t xs_n = input.stride(0), xs_c = input.stride(1), xs_l = input.stride(2);
 
   at::parallel_for(0, tiles, 1, [&](int64_t begin, int64_t end) {
-    std::vector<acc_t> window(window_capacity);
-    std::vector<acc_t> acc(kOutBlock * length_block);
+    std::vector<acc_t> gathered(channel_block * rows_per_channel * row_length);
+    std::vector<acc_t> packed(channel_block * K * kOutBlock);
+    std::vector<acc_t> acc(kOutBlock * kLengthBlock);
     for (int64_t tile = begin; tile < end; ++tile) {
       int64_t rest = tile;
       const int64_t lb = rest % length_blocks;
@@ -76,38 +172,37 @@ void conv1d_cpu_kernel(const at::Tensor& input, const at::Tensor& weight, const 
       const int64_t grp = rest % g.groups;
       const int64_t n = rest / g.groups;
 
-      const int64_t l0 = lb * length_block, nl = std::min(length_block, L_out - l0);
+      const int64_t l0 = lb * kLengthBlock, nl = std::min(kLengthBlock, L_out - l0);
       const int64_t o0 = grp * O_g + ob * kOutBlock, no = std::min(kOutBlock, O_g - ob * kOutBlock);
-      const int64_t first = l0 * stride - pad;  // input position of the window's first element
-      const int64_t span = (nl - 1) * stride + reach;
-
       for (int64_t oi = 0; oi < no; ++oi) {
         const acc_t b = bias ? static_cast<acc_t>(bias[o0 + oi]) : acc_t(0);
-        std::fill_n(acc.data() + oi * length_block, nl, b);
+        std::fill_n(acc.data() + oi * kLengthBlock, kLengthBlock, b);
       }
-      for (int64_t c = 0; c < C_g; ++c) {
-        const scalar_t* x_row = x + n * xs_n + (grp * C_g + c) * xs_c;
-        for (int64_t j = 0; j < span; ++j) {
-          const int64_t p = first + j;
-          window[j] = (p >= 0 && p < L) ? static_cast<acc_t>(x_row[p * xs_l]) : acc_t(0);
-        }
-        for (int64_t oi = 0; oi < no; ++oi) {
-          const scalar_t* w_row = w + ((o0 + oi) * C_g + c) * K;
-          acc_t* a = acc.data() + oi * length_block;
-          for (int64_t k = 0; k < K; ++k) {
-            const acc_t wk = static_cast<acc_t>(w_row[k]);
-            const acc_t* win = window.data() + k * dilation;
-            if (stride == 1) {
-              axpy(a, win, wk, nl);
-            } else {
-              axpy_strided(a, win, wk, nl, stride);
-            }
+      for (int64_t c0 = 0; c0 < C_g; c0 += channel_block) {
+        const int64_t nc = std::min(channel_block, C_g - c0);
+        // Gather the block's input (positions past nl are computed and discarded, never stored).
+        for (int64_t ci = 0; ci < nc; ++ci) {
+          const scalar_t* x_row = x + n * xs_n + (grp * C_g + c0 + ci) * xs_c;
+          acc_t* dst = gathered.data() + ci * rows_per_channel * row_length;
+          for (int64_t r = 0; r < rows_per_channel; ++r, dst += row_length) {
+            // window: dst[j] = x[l0 - pad + j]; rows: dst[j] = x[(l0 + j) * stride + r * dilation - pad]
+            const int64_t first = l0 * stride - pad + r * dilation;
+            const int64_t step = use_window ? 1 : stride;
+            gather_row(dst, row_length, x_row, xs_l, first, step, L);
           }
         }
+        // Pack the block's weights as [channel][tap][output channel]: one contiguous row per (c, k).
+        for (int64_t ci = 0; ci < nc; ++ci)
+          for (int64_t k = 0; k < K; ++k)
+            for (int64_t oi = 0; oi < no; ++oi)
+              packed[(ci * K + k) * no + oi] = static_cast<acc_t>(w[((o0 + oi) * C_g + c0 + ci) * K + k]);
+        const BlockView<acc_t> view{gathered.data(), rows_per_channel * row_length,
+                                    use_window ? dilation : row_length, nc, K};
+        accumulate_block(acc.data(), kLengthBlock, no, nl, view, packed.data());
       }
       for (int64_t oi = 0; oi < no; ++oi) {
         scalar_t* y_row = y + (n * g.out_channels + o0 + oi) * L_out + l0;
-        const acc_t* a = acc.data() + oi * length_block;
+        const acc_t* a = acc.data() + oi * kLengthBlock;
         for (int64_t l = 0; l < nl; ++l) y_row[l] = static_cast<scalar_t>(a[l]);
       }
     }
