@@ -54,6 +54,8 @@ const std::vector<Case>& sweep() {
       {1, 2, 3, 5, 5},                                              // kernel as long as the input
       {2, 7, 5, 2, 1100, 4, int64_t{0}, 5, 1, true, true, false},   // long, strided, dilated, non-contiguous
       {1, 1, 1, 64, 2000, 1, int64_t{63}},                          // long kernel, single channel
+      {2, 12, 136, 3, 300, 1, int64_t{1}},                          // >= 64 channels a group, partial tiles
+      {1, 16, 160, 5, 77, 2, int64_t{2}, 1, 2, true, true, false},  // 80 channels a group, strided input
   };
   return cases;
 }

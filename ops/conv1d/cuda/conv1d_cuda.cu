@@ -14,31 +14,39 @@
 #include <c10/cuda/CUDAGuard.h>
 
 #include <algorithm>
+#include <type_traits>
 
 namespace custom_ops::conv1d {
 namespace cuda {
 
-// The tile configurations of the direct kernel (threads along O, along L, registers along O, along L,
-// reduction chunk). Few instantiations on purpose: each is compiled for four dtypes.
-using DirectWide = DirectConvConfig<8, 32, 4, 4, 16>;    // 32 channels x 128 positions, 256 threads
-using DirectNarrow = DirectConvConfig<1, 256, 1, 2, 8>;  // 1 channel x 512 positions, for depthwise-like
+// The tile configurations of the direct kernel (threads along O, along L, accumulators per thread
+// along O, along L, reduction rows per chunk, blocks per SM). Few instantiations on purpose: each is
+// compiled for several dtypes.
+using DirectLarge = DirectConvConfig<16, 16, 8, 8, 16, 1>;  // 128 channels x 128 positions, 256 threads
+using DirectWide = DirectConvConfig<8, 32, 4, 4, 16, 2>;    // 32 channels x 128 positions
+using DirectNarrow = DirectConvConfig<1, 256, 1, 2, 8, 2>;  // 1 channel x 512 positions, for depthwise-like
 
 // ---------------------------------------------------------------------------------------------------
 // Dispatch table: which kernel serves which shapes.
-//   out channels per group >= 8  -> direct_wide   (a tile of 32 output channels shares each input load)
-//   otherwise                    -> direct_narrow (depthwise and few-channel groups: one channel a tile)
+//   out channels per group >= 64, float32/16-bit -> direct_large  (8x8 outputs per thread; float64
+//                                                                   would not fit its registers)
+//   out channels per group >= 8                  -> direct_wide   (a tile of 32 channels shares each
+//                                                                   input load)
+//   otherwise                                    -> direct_narrow (depthwise and few-channel groups)
 // float32 with TF32 allowed still runs full-precision FFMA here; that satisfies both policies, and the
 // tensor-core kernels that use TF32 will slot into this table.
 // ---------------------------------------------------------------------------------------------------
 KernelChoice select_kernel(const Geometry& g, c10::ScalarType dtype, bool allow_tf32) {
-  (void)dtype;
   (void)allow_tf32;
-  if (g.out_channels_per_group() >= 8) return KernelChoice::kDirectWide;
+  const int64_t O_g = g.out_channels_per_group();
+  if (O_g >= 64 && dtype != at::kDouble) return KernelChoice::kDirectLarge;
+  if (O_g >= 8) return KernelChoice::kDirectWide;
   return KernelChoice::kDirectNarrow;
 }
 
 const char* kernel_name(KernelChoice choice) {
   switch (choice) {
+    case KernelChoice::kDirectLarge: return "direct_large";
     case KernelChoice::kDirectWide: return "direct_wide";
     case KernelChoice::kDirectNarrow: return "direct_narrow";
   }
@@ -76,11 +84,16 @@ void launch_direct(const at::Tensor& input, const at::Tensor& weight, const at::
   args.length_tiles = (g.out_length + Config::kTileL - 1) / Config::kTileL;
   args.total_tiles = g.batch * g.groups * args.out_tiles * args.length_tiles;
 
-  const auto* props = at::cuda::getCurrentDeviceProperties();
-  const int64_t resident_blocks = int64_t(props->multiProcessorCount) * (2048 / Config::kThreads);
-  const int64_t grid = std::min<int64_t>(args.total_tiles, resident_blocks * 4);
-  conv1d_direct_kernel<scalar_t, acc_t, Config>
-      <<<static_cast<unsigned>(grid), Config::kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(args);
+  // A persistent grid: as many blocks as fit on the GPU at once, each looping over tiles.
+  const auto kernel = conv1d_direct_kernel<scalar_t, acc_t, Config>;
+  static const int blocks_per_sm = [&] {
+    int blocks = 0;
+    C10_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, Config::kThreads, 0));
+    return std::max(blocks, 1);
+  }();
+  const int64_t resident = int64_t(at::cuda::getCurrentDeviceProperties()->multiProcessorCount) * blocks_per_sm;
+  const int64_t grid = std::min<int64_t>(args.total_tiles, resident);
+  kernel<<<static_cast<unsigned>(grid), Config::kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(args);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
@@ -99,6 +112,12 @@ at::Tensor conv1d_forward_cuda(const at::Tensor& input, const at::Tensor& weight
   const cuda::KernelChoice choice = cuda::select_kernel(g, input.scalar_type(), allow_tf32);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "custom::conv1d (CUDA)", [&] {
     switch (choice) {
+      case cuda::KernelChoice::kDirectLarge:
+        if constexpr (!std::is_same_v<scalar_t, double>) {
+          cuda::launch_direct<scalar_t, cuda::DirectLarge>(input, w, b, out, g);
+          break;
+        }
+        TORCH_INTERNAL_ASSERT(false, "direct_large is not built for float64");
       case cuda::KernelChoice::kDirectWide:
         cuda::launch_direct<scalar_t, cuda::DirectWide>(input, w, b, out, g);
         break;

@@ -8,7 +8,7 @@
 
 namespace custom_ops::conv1d::cuda {
 
-enum class KernelChoice { kDirectWide, kDirectNarrow };
+enum class KernelChoice { kDirectLarge, kDirectWide, kDirectNarrow };
 
 KernelChoice select_kernel(const Geometry& g, c10::ScalarType dtype, bool allow_tf32);
 const char* kernel_name(KernelChoice choice);
