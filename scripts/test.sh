@@ -19,3 +19,5 @@ echo "== C++ tests (GoogleTest via ctest)"
 ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$(nproc)"
 echo "== Python tests (pytest)"
 "$PYTHON" -m pytest -q -p no:cacheprovider ${PYTEST_ARGS:-}
+echo "== CPU-only build (no CUDA toolkit visible) and its C++ tests"
+scripts/check-cpu-only.sh
