@@ -17,7 +17,7 @@ export CUSTOM_OPS_LIBRARY="$CUSTOM_OPS_INSTALL_PREFIX/lib/libcustom_ops.so"
 
 echo "== C++ tests (GoogleTest via ctest)"
 ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$(nproc)"
-echo "== Python tests (pytest)"
-"$PYTHON" -m pytest -q -p no:cacheprovider ${PYTEST_ARGS:-}
 echo "== CPU-only build (no CUDA toolkit visible) and its C++ tests"
 scripts/check-cpu-only.sh
+echo "== Python tests (pytest)"
+"$PYTHON" -m pytest -q -p no:cacheprovider ${PYTEST_ARGS:-}
