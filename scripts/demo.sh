@@ -24,9 +24,14 @@ echo "== 3. C++ inference on the installed package (linked with -Wl,--as-needed)
 torch_prefix=$("$PYTHON" -c 'import torch.utils; print(torch.utils.cmake_prefix_path)')
 generator=()
 command -v ninja >/dev/null 2>&1 && generator=(-G Ninja)
-cmake -S examples/cpp_inference -B "$demo/cpp_inference" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release \
-  -DCMAKE_PREFIX_PATH="$PWD/$BUILD_DIR/install;$torch_prefix" -DCMAKE_EXE_LINKER_FLAGS=-Wl,--as-needed >/dev/null
-cmake --build "$demo/cpp_inference" >/dev/null
+mkdir -p "$demo"
+if ! { cmake -S examples/cpp_inference -B "$demo/cpp_inference" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release \
+         -DCMAKE_PREFIX_PATH="$PWD/$BUILD_DIR/install;$torch_prefix" -DCMAKE_EXE_LINKER_FLAGS=-Wl,--as-needed &&
+       cmake --build "$demo/cpp_inference"; } >"$demo/cpp_inference.log" 2>&1; then
+  cat "$demo/cpp_inference.log"
+  exit 1
+fi
+echo "built $demo/cpp_inference/conv1d_inference (log: $demo/cpp_inference.log)"
 for archive in model_scripted.pt model_traced.pt; do
   "$demo/cpp_inference/conv1d_inference" "$demo/$archive" "$demo/sample.pt"
 done

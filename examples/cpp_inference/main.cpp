@@ -28,9 +28,10 @@ int main(int argc, char** argv) {
       torch::NoGradGuard no_grad;
       const torch::Tensor out = model.forward({input.to(device)}).toTensor().to(torch::kCPU);
       const double diff = (out - expected).abs().max().item<double>();
-      std::cout << "[" << device << "] " << argv[1] << ": output " << out.sizes() << ", first values "
-                << out.flatten().slice(0, 0, 4) .toType(torch::kDouble).reshape({1, 4}) << "\n"
-                << "[" << device << "] max abs difference from the Python result: " << diff << "\n";
+      const auto first = out.flatten().slice(0, 0, 4).to(torch::kDouble);
+      std::cout << "[" << device << "] " << argv[1] << ": output " << out.sizes() << ", first values";
+      for (int64_t i = 0; i < first.numel(); ++i) std::cout << " " << first[i].item<double>();
+      std::cout << "\n[" << device << "] max abs difference from the Python result: " << diff << "\n";
       // CPU reproduces Python's numbers to float32 rounding; CUDA may use TF32 where allowed.
       ok = ok && diff <= (device.is_cpu() ? 1e-5 : 1e-2);
     }

@@ -1,0 +1,34 @@
+"""Runs custom::conv1d once per dtype on one shape, for a profiler (ncu) to look at the kernels.
+
+    ncu --kernel-name regex:conv1d --section SpeedOfLight --section WarpStateStats \
+        python3 bench/profile_kernels.py --shape 4 64 128 3 131072 --dtypes float32 bfloat16
+"""
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "python"))
+import custom_ops  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--shape", type=int, nargs=5, metavar=("N", "C", "O", "K", "L"), default=[4, 64, 128, 3, 131072])
+    parser.add_argument("--padding", type=int, default=0)
+    parser.add_argument("--groups", type=int, default=1)
+    parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"])
+    args = parser.parse_args()
+    custom_ops.load_library()
+    n, c, o, k, length = args.shape
+    for name in args.dtypes:
+        dtype = getattr(torch, name)
+        x = torch.randn(n, c, length, device="cuda", dtype=dtype)
+        w = torch.randn(o, c // args.groups, k, device="cuda", dtype=dtype)
+        torch.ops.custom.conv1d(x, w, None, [1], [args.padding], [1], args.groups)
+    torch.cuda.synchronize()
+
+
+if __name__ == "__main__":
+    main()
