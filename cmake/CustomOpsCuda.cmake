@@ -13,7 +13,8 @@ if(NOT CUSTOM_OPS_WITH_CUDA STREQUAL "OFF")
   check_language(CUDA)
   if(CMAKE_CUDA_COMPILER)
     enable_language(CUDA)
-    # torch's CMake warns about, and ignores, CMAKE_CUDA_ARCHITECTURES (which enable_language sets).
+    # torch's CMake warns about, and ignores, CMAKE_CUDA_ARCHITECTURES (which enable_language sets);
+    # CMakeLists.txt sets it to OFF again once torch is found.
     unset(CMAKE_CUDA_ARCHITECTURES CACHE)
     unset(CMAKE_CUDA_ARCHITECTURES)
     set(CMAKE_CUDA_STANDARD 17)
