@@ -131,9 +131,11 @@ __global__ void __launch_bounds__(Config::kThreads, Config::kMinBlocks)
     const scalar_t* x = args.input + n * args.input_stride_n + group * C_g * args.input_stride_c;
     const scalar_t* w = args.weight + (group * O_g) * reduction;
 
-    acc_t weight_next[kWeightLoads], input_next[kInputLoads];
-    // Global loads of one chunk into registers. Weights: consecutive threads read consecutive r of one
-    // output channel. Input: consecutive threads read consecutive positions of one (c, k) row.
+    // Global loads of one chunk into registers, kept in the input dtype: converting them here would
+    // make the thread wait for each load at once (for 16-bit types), instead of at the next chunk's
+    // staging. Weights: consecutive threads read consecutive r of one output channel. Input:
+    // consecutive threads read consecutive positions of one (c, k) row.
+    scalar_t weight_next[kWeightLoads], input_next[kInputLoads];
     auto fetch = [&](int chunk) {
       const int r0 = chunk * kChunk;
 #pragma unroll
@@ -142,7 +144,7 @@ __global__ void __launch_bounds__(Config::kThreads, Config::kMinBlocks)
         if (kWeightElems % kThreads != 0 && i >= kWeightElems) break;
         const int r = r0 + i % kChunk;
         const int64_t o = o0 + i / kChunk;
-        weight_next[q] = (r < reduction && o < O_g) ? static_cast<acc_t>(w[o * reduction + r]) : acc_t(0);
+        weight_next[q] = (r < reduction && o < O_g) ? w[o * reduction + r] : scalar_t(0);
       }
 #pragma unroll
       for (int q = 0; q < kInputLoads; ++q) {
@@ -151,9 +153,8 @@ __global__ void __launch_bounds__(Config::kThreads, Config::kMinBlocks)
         const int rr = i / kTileL, ll = i % kTileL;
         const int64_t offset = row_offset[chunk & 1][rr];
         const int64_t p = (l0 + ll) * args.stride + row_shift[chunk & 1][rr];
-        input_next[q] = (offset >= 0 && p >= 0 && p < args.in_length)
-                            ? static_cast<acc_t>(x[offset + p * args.input_stride_l])
-                            : acc_t(0);
+        input_next[q] = (offset >= 0 && p >= 0 && p < args.in_length) ? x[offset + p * args.input_stride_l]
+                                                                       : scalar_t(0);
       }
     };
 
@@ -173,13 +174,13 @@ __global__ void __launch_bounds__(Config::kThreads, Config::kMinBlocks)
       for (int q = 0; q < kWeightLoads; ++q) {
         const int i = threadIdx.x + q * kThreads;
         if (kWeightElems % kThreads != 0 && i >= kWeightElems) break;
-        weight_tile[i % kChunk][i / kChunk] = weight_next[q];
+        weight_tile[i % kChunk][i / kChunk] = static_cast<acc_t>(weight_next[q]);
       }
 #pragma unroll
       for (int q = 0; q < kInputLoads; ++q) {
         const int i = threadIdx.x + q * kThreads;
         if (kInputElems % kThreads != 0 && i >= kInputElems) break;
-        input_tile[i / kTileL][i % kTileL] = input_next[q];
+        input_tile[i / kTileL][i % kTileL] = static_cast<acc_t>(input_next[q]);
       }
       if (chunk + 1 < chunks) build_row_table(chunk + 1);
       __syncthreads();
