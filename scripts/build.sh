@@ -6,11 +6,7 @@
 #   CMAKE_ARGS      extra arguments for the configure step
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BUILD_DIR="${BUILD_DIR:-build}"
-if [ -z "${PYTHON:-}" ]; then
-  PYTHON="$(scripts/setup-env.sh)/bin/python"
-fi
-PYTHON="$(command -v "$PYTHON")"  # CMake wants an absolute path
+source scripts/env.sh
 generator=()
 command -v ninja >/dev/null 2>&1 && generator=(-G Ninja)
 if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then

@@ -5,9 +5,7 @@
 # Needs root (or user namespaces) for `unshare -m`; elsewhere it says so and does nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ -z "${PYTHON:-}" ]; then
-  PYTHON="$(scripts/setup-env.sh)/bin/python"
-fi
+source scripts/env.sh
 if ! unshare -m true 2>/dev/null; then
   echo "[cpu-only] skipped: cannot create a mount namespace here (unshare -m) to hide the CUDA toolkit"
   exit 0

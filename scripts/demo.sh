@@ -7,13 +7,8 @@
 #      linked with -Wl,--as-needed) and run the archives saved from Python with libtorch alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export BUILD_DIR="${BUILD_DIR:-build}"
-if [ -z "${PYTHON:-}" ]; then
-  PYTHON="$(scripts/setup-env.sh)/bin/python"
-fi
-export PYTHON
+source scripts/env.sh
 scripts/build.sh
-export CUSTOM_OPS_LIBRARY="$PWD/$BUILD_DIR/install/lib/libcustom_ops.so"
 demo="$BUILD_DIR/demo"
 
 echo "== 1. Python: custom::conv1d vs F.conv1d, and nn.Conv1d swapped in a model"

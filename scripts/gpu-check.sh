@@ -32,8 +32,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | 
 "$PYTHON" -c 'import torch; print("torch", torch.__version__, "CUDA", torch.version.cuda, "cuDNN", torch.backends.cudnn.version())' | tee -a "$OUT/gpu.txt"
 
 if step "build (nvcc, sm_$TORCH_CUDA_ARCH_LIST)" build.log scripts/build.sh; then
-  export CUSTOM_OPS_INSTALL_PREFIX="$PWD/$BUILD_DIR/install"
-  export CUSTOM_OPS_LIBRARY="$CUSTOM_OPS_INSTALL_PREFIX/lib/libcustom_ops.so"
+  source scripts/env.sh
   tests="$BUILD_DIR/tests/cpp/custom_ops_tests"
   step "C++ tests (all, CUDA included)" gtest.log "$tests"
   step "Python tests (all, CUDA included)" pytest.log "$PYTHON" -m pytest -q -p no:cacheprovider -rs

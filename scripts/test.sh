@@ -6,14 +6,8 @@
 #   BUILD_DIR  build folder (default: build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export BUILD_DIR="${BUILD_DIR:-build}"
-if [ -z "${PYTHON:-}" ]; then
-  PYTHON="$(scripts/setup-env.sh)/bin/python"
-fi
-export PYTHON
+source scripts/env.sh
 scripts/build.sh
-export CUSTOM_OPS_INSTALL_PREFIX="$PWD/$BUILD_DIR/install"
-export CUSTOM_OPS_LIBRARY="$CUSTOM_OPS_INSTALL_PREFIX/lib/libcustom_ops.so"
 
 echo "== C++ tests (GoogleTest via ctest)"
 ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$(nproc)"
