@@ -107,12 +107,15 @@ void gather_row(acc_t* dst, int64_t count, const scalar_t* x, int64_t x_stride, 
   const int64_t j0 = std::min(count, first >= 0 ? int64_t{0} : (-first + step - 1) / step);
   const int64_t j1 = std::max(j0, std::min(count, first >= length ? int64_t{0} : (length - first + step - 1) / step));
   std::fill(dst, dst + j0, acc_t(0));
-  const scalar_t* src = x + first * x_stride;
-  if (step == 1 && x_stride == 1) {
-    for (int64_t j = j0; j < j1; ++j) dst[j] = static_cast<acc_t>(src[j]);
-  } else {
-    const int64_t hop = step * x_stride;
-    for (int64_t j = j0; j < j1; ++j) dst[j] = static_cast<acc_t>(src[j * hop]);
+  if (j1 > j0) {
+    const scalar_t* src = x + (first + j0 * step) * x_stride;  // the first in-bounds element
+    const int64_t n = j1 - j0, hop = step * x_stride;
+    acc_t* out = dst + j0;
+    if (hop == 1) {
+      for (int64_t j = 0; j < n; ++j) out[j] = static_cast<acc_t>(src[j]);
+    } else {
+      for (int64_t j = 0; j < n; ++j) out[j] = static_cast<acc_t>(src[j * hop]);
+    }
   }
   std::fill(dst + j1, dst + count, acc_t(0));
 }
