@@ -11,7 +11,8 @@ if ! unshare -m true 2>/dev/null; then
   exit 0
 fi
 empty=$(mktemp -d)
-exec unshare -m bash -c '
+trap 'rmdir "$empty"' EXIT
+unshare -m bash -c '
   set -euo pipefail
   for d in /usr/local/cuda /usr/local/cuda-*; do [ -d "$d" ] && mount --bind "'"$empty"'" "$d"; done
   export PATH=$(echo "$PATH" | tr ":" "\n" | grep -v cuda | paste -sd:)
