@@ -20,20 +20,29 @@ import custom_ops  # noqa: E402
 
 # name, (N, C, O, K, L), dict(stride, padding, dilation, groups, bias)
 HEADLINE = ("headline", (32, 64, 128, 3, 131072), dict())
-SHAPES = {
-    "quick": [
-        HEADLINE,
-        ("depthwise causal k4", (16, 2048, 2048, 4, 4096), dict(groups=2048, padding=3)),
-        ("wide channels", (8, 512, 512, 3, 16384), dict(padding=1)),
-        ("small", (1, 64, 64, 7, 8192), dict(padding=3)),
-    ],
-}
-SHAPES["full"] = SHAPES["quick"] + [
+ANCHORS = [  # every shape of ../shared/ANCHORS.md
+    ("depthwise causal k4", (16, 2048, 2048, 4, 4096), dict(groups=2048, padding=3)),
     ("strided front end", (16, 1, 512, 10, 160000), dict(stride=5)),
+    ("wide channels", (8, 512, 512, 3, 16384), dict(padding=1)),
     ("dilated", (16, 128, 128, 3, 32768), dict(dilation=4, padding=4)),
     ("grouped", (16, 256, 256, 5, 32768), dict(groups=8, padding=2)),
-    ("headline + bias", (32, 64, 128, 3, 131072), dict(bias=True)),
+    ("small", (1, 64, 64, 7, 8192), dict(padding=3)),
+    ("causal-conv1d 8x4096x16384", (8, 4096, 4096, 4, 16384), dict(groups=4096, padding=3)),
+    ("causal-conv1d 4x1024x131072", (4, 1024, 1024, 3, 131072), dict(groups=1024, padding=2)),
+    ("causal-conv1d 64x768x2048", (64, 768, 768, 4, 2048), dict(groups=768, padding=3)),
 ]
+USERS = [  # shapes users hit that the anchors miss
+    ("headline + bias", (32, 64, 128, 3, 131072), dict(bias=True)),
+    ("batch-1 inference", (1, 256, 256, 3, 16384), dict(padding=1, bias=True)),
+    ("pointwise K=1", (16, 256, 256, 1, 8192), dict(bias=True)),
+    ("long kernel K=31", (8, 128, 128, 31, 16384), dict(padding=15)),
+    ("stride-2 downsampling", (16, 128, 256, 4, 32768), dict(stride=2, padding=1)),
+    ("many short sequences", (4096, 64, 64, 3, 64), dict(padding=1, bias=True)),
+]
+SHAPES = {
+    "quick": [HEADLINE, ANCHORS[0], ANCHORS[2], ANCHORS[5]],
+    "full": [HEADLINE] + ANCHORS + USERS,
+}
 # (label, dtype, allow_tf32)
 DTYPES_HEADLINE = [("fp32-tf32", torch.float32, True), ("fp32-strict", torch.float32, False),
                    ("fp16", torch.float16, False), ("bf16", torch.bfloat16, False)]
@@ -77,6 +86,7 @@ def run_case(name, dims, params, label, dtype, allow_tf32, repeats, bandwidth):
     x = torch.randn(n, c, length, device="cuda", dtype=dtype, generator=gen)
     w = torch.randn(o, c // groups, k, device="cuda", dtype=dtype, generator=gen)
     b = torch.randn(o, device="cuda", dtype=dtype, generator=gen) if params.get("bias") else None
+    kernel = torch.ops.custom.conv1d_cuda_kernel(x, w, [stride], [padding], [dilation], groups)
     ours_fn = lambda: torch.ops.custom.conv1d(x, w, b, [stride], [padding], [dilation], groups)  # noqa: E731
     cudnn_fn = lambda: F.conv1d(x, w, b, stride, padding, dilation, groups)  # noqa: E731
     ours_ms = statistics.median(time_calls(ours_fn, repeats))
@@ -95,7 +105,7 @@ def run_case(name, dims, params, label, dtype, allow_tf32, repeats, bandwidth):
     torch.cuda.empty_cache()
     return dict(shape=name, dtype=label, ours=ours_ms, cudnn=cudnn_ms, speedup=cudnn_ms / ours_ms,
                 floor=floor_ms, pct_floor=100 * floor_ms / ours_ms, tflops=flops / ours_ms / 1e9, err=err,
-                err_cudnn=err_cudnn, ok=ok)
+                err_cudnn=err_cudnn, ok=ok, kernel=kernel)
 
 
 def main():
@@ -116,14 +126,14 @@ def main():
             r = run_case(name, dims, params, label, dtype, tf32, args.repeats, bandwidth)
             results.append(r)
             print(f"  {name:22s} {label:11s} ours {r['ours']:8.3f} ms  cuDNN {r['cudnn']:8.3f} ms  "
-                  f"err {r['err']:.1e} (cuDNN {r['err_cudnn']:.1e}) {'ok' if r['ok'] else 'WRONG'}", flush=True)
+                  f"err {r['err']:.1e} (cuDNN {r['err_cudnn']:.1e}) {'ok' if r['ok'] else 'WRONG'} {r['kernel']}", flush=True)
     lines = [header, "",
-             "| shape | dtype | ours ms | cuDNN ms | speedup | floor ms | % of floor | TFLOP/s | rel. error |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| shape | dtype | ours ms | cuDNN ms | speedup | floor ms | % of floor | TFLOP/s | rel. error | kernel |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         lines.append(f"| {r['shape']} | {r['dtype']} | {r['ours']:.3f} | {r['cudnn']:.3f} | {r['speedup']:.2f}x | "
                      f"{r['floor']:.3f} | {r['pct_floor']:.0f}% | {r['tflops']:.1f} | {r['err']:.1e}"
-                     f"{'' if r['ok'] else ' WRONG'} |")
+                     f"{'' if r['ok'] else ' WRONG'} | {r['kernel']} |")
     table = "\n".join(lines)
     print(table)
     if args.markdown:

@@ -18,9 +18,11 @@ def main():
     parser.add_argument("--shape", type=int, nargs=5, metavar=("N", "C", "O", "K", "L"), default=[4, 64, 128, 3, 131072])
     parser.add_argument("--padding", type=int, default=0)
     parser.add_argument("--groups", type=int, default=1)
+    parser.add_argument("--strict", action="store_true", help="float32 with TF32 off (3xTF32 kernels)")
     parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"])
     args = parser.parse_args()
     custom_ops.load_library()
+    torch.backends.cudnn.allow_tf32 = not args.strict
     n, c, o, k, length = args.shape
     for name in args.dtypes:
         dtype = getattr(torch, name)

@@ -5,17 +5,10 @@
 # Logs go to $OUT (default: build-gpu/logs). GoogleTest sources come from .deps/googletest (carry it:
 # the GPU machine has none; copy Debian's /usr/src/googletest there).
 #   run: scripts/gpu-check.sh [--no-bench]
+#   env: BENCH_SUITE=quick|full (default full), PYTEST_PATHS="tests/python/x.py ..." (default: all tests)
 set -uo pipefail
 cd "$(dirname "$0")/.."
-OUT="${OUT:-build-gpu/logs}"
-mkdir -p "$OUT"
-export BUILD_DIR=build-gpu PYTHON="${PYTHON:-python3}" BUILD_JOBS="${BUILD_JOBS:-$(nproc)}"
-export TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0a}" PYTHONUNBUFFERED=1
-# The image's default CXX (/opt/gcc) links parts of libstdc++ into the plugin, whose own copy of
-# iostream then crashes inside a Python process that already loaded the system libstdc++ (seen as a
-# segfault in ostream::_M_insert while formatting an error message). Build with the system compiler.
-if [ -x /usr/bin/g++ ]; then export CXX=/usr/bin/g++ CUDAHOSTCXX=/usr/bin/g++; fi
-export CMAKE_ARGS="-DCUSTOM_OPS_GTEST_SOURCE_DIR=$PWD/.deps/googletest -DCUSTOM_OPS_WITH_CUDA=ON"
+source scripts/gpu-env.sh
 declare -a summary
 step() {  # step NAME LOGFILE COMMAND...
   local name=$1 log=$2; shift 2
@@ -35,16 +28,22 @@ if step "build (nvcc, sm_$TORCH_CUDA_ARCH_LIST)" build.log scripts/build.sh; the
   source scripts/env.sh
   tests="$BUILD_DIR/tests/cpp/custom_ops_tests"
   step "C++ tests (all, CUDA included)" gtest.log "$tests"
-  step "Python tests (all, CUDA included)" pytest.log "$PYTHON" -m pytest -q -p no:cacheprovider -rs
+  step "Python tests (all, CUDA included)" pytest.log "$PYTHON" -m pytest -q -p no:cacheprovider -rs ${PYTEST_PATHS:-}
   cuda_filter='*Cuda*:*CUDA*'
   step "compute-sanitizer memcheck" memcheck.log \
     compute-sanitizer --tool memcheck --error-exitcode 1 "$tests" --gtest_filter="$cuda_filter"
   step "compute-sanitizer racecheck" racecheck.log \
     compute-sanitizer --tool racecheck --error-exitcode 1 "$tests" --gtest_filter="$cuda_filter"
   grep -h "ERROR SUMMARY\|RACECHECK SUMMARY" "$OUT/memcheck.log" "$OUT/racecheck.log" || true
-  cuobjdump --dump-resource-usage "$CUSTOM_OPS_LIBRARY" 2>/dev/null | grep -E "Function|REG" | head -40 >"$OUT/resource-usage.txt"
+  cuobjdump --dump-resource-usage "$CUSTOM_OPS_LIBRARY" 2>/dev/null | grep -E "Function|REG" >"$OUT/resource-usage.txt"
+  # SASS per kernel: tensor-core instructions (HMMA) and local-memory traffic (LDL/STL: spills).
+  cuobjdump -sass "$CUSTOM_OPS_LIBRARY" 2>/dev/null | awk '
+    /Function :/ { name = $3 }
+    /HMMA/ { hmma[name]++ } /LDL|STL/ { local[name]++ } /Function :/ { seen[name] = 1 }
+    END { for (f in seen) printf "%-110.110s HMMA %5d  LDL/STL %d\n", f, hmma[f], local[f] }' \
+    | sort >"$OUT/sass-summary.txt"
   if [ "${1:-}" != "--no-bench" ]; then
-    step "benchmark (bench/bench_conv1d.py)" bench.log "$PYTHON" bench/bench_conv1d.py --markdown "$OUT/bench.md"
+    step "benchmark (bench/bench_conv1d.py)" bench.log "$PYTHON" bench/bench_conv1d.py --suite "${BENCH_SUITE:-full}" --markdown "$OUT/bench.md"
   fi
 fi
 

@@ -56,6 +56,8 @@ const std::vector<Case>& sweep() {
       {1, 1, 1, 64, 2000, 1, int64_t{63}},                          // long kernel, single channel
       {2, 12, 136, 3, 300, 1, int64_t{1}},                          // >= 64 channels a group, partial tiles
       {1, 16, 160, 5, 77, 2, int64_t{2}, 1, 2, true, true, false},  // 80 channels a group, strided input
+      {2, 200, 96, 3, 517, 1, int64_t{1}},                          // many reduction chunks (tensor cores)
+      {2, 40, 64, 31, 301, 1, int64_t{15}, 1, 1, false},            // long kernel, no bias
   };
   return cases;
 }

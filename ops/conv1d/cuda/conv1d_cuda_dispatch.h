@@ -1,16 +1,41 @@
 #pragma once
-// Kernel selection of the CUDA backend, kept in one place so tests and benchmarks can ask which
-// kernel serves a shape.
+// Kernel selection of the CUDA backend: the one table that says which kernel serves which shapes.
+// Plain C++ (no CUDA needed), so that CPU-only builds and tests can ask which kernel a shape would get.
 
 #include "ops/conv1d/conv1d_geometry.h"
 
 #include <c10/core/ScalarType.h>
 
+#include <string>
+
 namespace custom_ops::conv1d::cuda {
 
-enum class KernelChoice { kDirectLarge, kDirectWide, kDirectNarrow };
+enum class KernelChoice {
+  kTensorCoreLarge,  // mma.sync implicit GEMM, 128 channels x 128 positions per block (64 x 128 for 3xTF32)
+  kTensorCoreSmall,  // mma.sync implicit GEMM, 32 channels x 256 positions per block
+  kDepthwise,        // one input channel per group: staged window, memory-bound
+  kDirectLarge,      // CUDA-core implicit GEMM (the general fallback), 128 x 128
+  kDirectWide,       // CUDA-core, 32 x 128
+  kDirectNarrow,     // CUDA-core, 1 x 512
+};
+
+// Tile constants the table needs (the kernels static_assert that they match their configurations).
+struct TensorCoreLimits {
+  static constexpr int kLargeTileL = 128, kLargeWindow = 192;
+  static constexpr int kSmallTileL = 256, kSmallWindow = 320;
+};
+struct DepthwiseLimits {
+  static constexpr int kTileL = 2048;                   // positions per block tile
+  static constexpr int64_t kMaxWindowBytes = 48 * 1024;  // the staged window, without opting in to more
+};
+
+// Positions the depthwise kernel stages per tile (rounded to 16-byte vectors of the input dtype); it
+// keeps them in its accumulation type (float32 for 16-bit inputs).
+int64_t depthwise_window(const Geometry& g, int64_t element_size);
 
 KernelChoice select_kernel(const Geometry& g, c10::ScalarType dtype, bool allow_tf32);
-const char* kernel_name(KernelChoice choice);
+
+// e.g. "tensorcore_large_tf32", "tensorcore_small_3xtf32", "tensorcore_large_bf16", "depthwise", "direct_wide".
+std::string kernel_name(KernelChoice choice, c10::ScalarType dtype, bool allow_tf32);
 
 }  // namespace custom_ops::conv1d::cuda

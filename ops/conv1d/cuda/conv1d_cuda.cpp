@@ -1,0 +1,53 @@
+// CUDA entry of custom::conv1d: picks a kernel for the shape (the table in conv1d_cuda_dispatch.cpp)
+// and launches it on the current stream of the input's device. No host synchronisation; memory from
+// the caching allocator only.
+
+#include "ops/conv1d/conv1d_kernels.h"
+#include "ops/conv1d/cuda/conv1d_cuda_dispatch.h"
+#include "ops/conv1d/cuda/conv1d_cuda_launch.h"
+
+#include <ATen/Context.h>
+#include <ATen/ops/empty.h>
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAGuard.h>
+
+namespace custom_ops::conv1d {
+
+namespace cuda {
+
+int resident_blocks_per_sm(const void* kernel, int threads, size_t dynamic_shared_bytes) {
+  int blocks = 0;
+  C10_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, threads, dynamic_shared_bytes));
+  return blocks > 0 ? blocks : 1;
+}
+
+}  // namespace cuda
+
+at::Tensor conv1d_forward_cuda(const at::Tensor& input, const at::Tensor& weight,
+                               const std::optional<at::Tensor>& bias, const Geometry& g) {
+  const c10::cuda::CUDAGuard device_guard(input.device());
+  at::Tensor out = at::empty({g.batch, g.out_channels, g.out_length}, input.options());
+  if (out.numel() == 0) return out;
+  const at::Tensor w = weight.contiguous();
+  const at::Tensor b = (bias.has_value() && bias->defined()) ? bias->contiguous() : at::Tensor();
+  // aten's convolution decides TF32 from the cuDNN/conv flag (torch.backends.cudnn.allow_tf32).
+  const bool allow_tf32 = at::globalContext().allowTF32CuDNN(at::Float32Op::CONV);
+  const cuda::KernelChoice choice = cuda::select_kernel(g, input.scalar_type(), allow_tf32);
+  switch (choice) {
+    case cuda::KernelChoice::kTensorCoreLarge:
+    case cuda::KernelChoice::kTensorCoreSmall:
+      cuda::launch_tensorcore(choice, input, w, b, out, g, allow_tf32);
+      break;
+    case cuda::KernelChoice::kDepthwise:
+      cuda::launch_depthwise(input, w, b, out, g);
+      break;
+    case cuda::KernelChoice::kDirectLarge:
+    case cuda::KernelChoice::kDirectWide:
+    case cuda::KernelChoice::kDirectNarrow:
+      cuda::launch_direct(choice, input, w, b, out, g);
+      break;
+  }
+  return out;
+}
+
+}  // namespace custom_ops::conv1d

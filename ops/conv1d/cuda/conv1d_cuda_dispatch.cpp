@@ -1,0 +1,80 @@
+// The dispatch table of the CUDA backend (see conv1d_cuda_dispatch.h).
+
+#include "ops/conv1d/cuda/conv1d_cuda_dispatch.h"
+
+#include <algorithm>
+
+namespace custom_ops::conv1d::cuda {
+
+int64_t depthwise_window(const Geometry& g, int64_t element_size) {
+  const int64_t vec = 16 / element_size;
+  const int64_t span = (DepthwiseLimits::kTileL - 1) * g.stride + (g.kernel_size - 1) * g.dilation + 1;
+  return (vec - 1 + span + vec - 1) / vec * vec;  // room for the alignment shift, whole vectors
+}
+
+namespace {
+
+// The staged window of a tensor-core tile (tile, halo, and up to one 16-byte vector of alignment
+// shift) must fit the configuration's window.
+bool fits_window(const Geometry& g, int64_t tile_l, int64_t window, int64_t element_size) {
+  const int64_t vec = 16 / element_size;
+  return g.stride == 1 && (vec - 1) + (tile_l - 1) + (g.kernel_size - 1) * g.dilation + 1 <= window;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------------
+// Dispatch table: which kernel serves which shapes.
+//   one input channel per group (depthwise, channel multipliers), window <= 48 KB  -> depthwise
+//   float32/float16/bfloat16, stride 1, halo (K-1)*dilation within the window, and
+//       out channels per group > 32                                                -> tensorcore_large
+//       out channels per group <= 32                                               -> tensorcore_small
+//     (float32: TF32 when aten's convolution TF32 flag allows it, else 3xTF32, full float32 accuracy)
+//   everything else (float64, strides > 1, long halos):
+//       out channels per group >= 64 (not float64)                                 -> direct_large
+//       out channels per group >= 8                                                -> direct_wide
+//       otherwise                                                                  -> direct_narrow
+// ---------------------------------------------------------------------------------------------------
+KernelChoice select_kernel(const Geometry& g, c10::ScalarType dtype, bool allow_tf32) {
+  (void)allow_tf32;  // picks the precision of the tensor-core kernels, not the kernel
+  const int64_t element_size = c10::elementSize(dtype);
+  const int64_t C_g = g.in_channels_per_group(), O_g = g.out_channels_per_group();
+  const int64_t accumulator_size = std::max<int64_t>(element_size, 4);
+  if (C_g == 1 && depthwise_window(g, element_size) * accumulator_size <= DepthwiseLimits::kMaxWindowBytes) {
+    return KernelChoice::kDepthwise;
+  }
+  const bool tensor_core_dtype = dtype == at::kFloat || dtype == at::kHalf || dtype == at::kBFloat16;
+  if (tensor_core_dtype) {
+    if (O_g > 32 && fits_window(g, TensorCoreLimits::kLargeTileL, TensorCoreLimits::kLargeWindow, element_size)) {
+      return KernelChoice::kTensorCoreLarge;
+    }
+    if (fits_window(g, TensorCoreLimits::kSmallTileL, TensorCoreLimits::kSmallWindow, element_size)) {
+      return KernelChoice::kTensorCoreSmall;
+    }
+  }
+  if (O_g >= 64 && dtype != at::kDouble) return KernelChoice::kDirectLarge;
+  if (O_g >= 8) return KernelChoice::kDirectWide;
+  return KernelChoice::kDirectNarrow;
+}
+
+std::string kernel_name(KernelChoice choice, c10::ScalarType dtype, bool allow_tf32) {
+  auto precision = [&]() -> std::string {
+    switch (dtype) {
+      case at::kFloat: return allow_tf32 ? "_tf32" : "_3xtf32";
+      case at::kHalf: return "_fp16";
+      case at::kBFloat16: return "_bf16";
+      default: return "";
+    }
+  };
+  switch (choice) {
+    case KernelChoice::kTensorCoreLarge: return "tensorcore_large" + precision();
+    case KernelChoice::kTensorCoreSmall: return "tensorcore_small" + precision();
+    case KernelChoice::kDepthwise: return "depthwise";
+    case KernelChoice::kDirectLarge: return "direct_large";
+    case KernelChoice::kDirectWide: return "direct_wide";
+    case KernelChoice::kDirectNarrow: return "direct_narrow";
+  }
+  return "unknown";
+}
+
+}  // namespace custom_ops::conv1d::cuda

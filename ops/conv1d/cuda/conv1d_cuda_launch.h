@@ -1,0 +1,22 @@
+#pragma once
+// Launchers of the CUDA kernels of custom::conv1d, one translation unit per kernel family (so they
+// compile in parallel). Each dispatches on the dtype and launches on the current stream; the caller
+// (conv1d_cuda.cpp) holds the device guard and has allocated the output.
+
+#include "ops/conv1d/conv1d_geometry.h"
+#include "ops/conv1d/cuda/conv1d_cuda_dispatch.h"
+
+namespace custom_ops::conv1d::cuda {
+
+// input: (N, C, L) any strides; weight contiguous; bias contiguous or undefined; out contiguous.
+void launch_tensorcore(KernelChoice choice, const at::Tensor& input, const at::Tensor& weight,
+                       const at::Tensor& bias, at::Tensor& out, const Geometry& g, bool allow_tf32);
+void launch_depthwise(const at::Tensor& input, const at::Tensor& weight, const at::Tensor& bias, at::Tensor& out,
+                      const Geometry& g);
+void launch_direct(KernelChoice choice, const at::Tensor& input, const at::Tensor& weight, const at::Tensor& bias,
+                   at::Tensor& out, const Geometry& g);
+
+// Blocks of `kernel` that fit on one SM of the current device at once (at least 1).
+int resident_blocks_per_sm(const void* kernel, int threads, size_t dynamic_shared_bytes);
+
+}  // namespace custom_ops::conv1d::cuda
