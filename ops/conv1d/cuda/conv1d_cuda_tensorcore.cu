@@ -13,11 +13,15 @@
 namespace custom_ops::conv1d::cuda {
 
 // Warps along O and L, mma tiles per warp along O and L, operand words per chunk, window, blocks/SM.
-using TensorCoreLarge = TensorCoreConfig<2, 4, 4, 4, 16, TensorCoreLimits::kLargeWindow, 2>;  // 128 x 128
-using TensorCoreSmall = TensorCoreConfig<1, 8, 2, 4, 16, TensorCoreLimits::kSmallWindow, 2>;  // 32 x 256
-// 3xTF32 keeps a second accumulator (see the kernel), so its large tile is half as tall.
+// The large tile runs one block of 8 warps per SM: capped at 128 registers for two blocks, it spilled
+// the staged input registers right after their loads, which serialised the prefetch (bf16 headline
+// 2.48 -> 2.06 ms without the cap). 3xTF32 keeps a second accumulator (see the kernel), so its large
+// tile is half as tall, and two blocks per SM measured faster for it despite small spills.
+using TensorCoreLarge = TensorCoreConfig<2, 4, 4, 4, 16, TensorCoreLimits::kLargeWindow, 1>;       // 128 x 128
 using TensorCoreLargeSplit = TensorCoreConfig<2, 4, 2, 4, 16, TensorCoreLimits::kLargeWindow, 2>;  // 64 x 128
+using TensorCoreSmall = TensorCoreConfig<1, 8, 2, 4, 16, TensorCoreLimits::kSmallWindow, 2>;       // 32 x 256
 static_assert(TensorCoreLarge::kTileL == TensorCoreLimits::kLargeTileL, "dispatch table and kernel agree");
+static_assert(TensorCoreLargeSplit::kTileL == TensorCoreLimits::kLargeTileL, "dispatch table and kernel agree");
 static_assert(TensorCoreSmall::kTileL == TensorCoreLimits::kSmallTileL, "dispatch table and kernel agree");
 
 namespace {
@@ -78,13 +82,24 @@ void launch(const at::Tensor& input, const at::Tensor& weight, const at::Tensor&
   args.total_tiles = g.batch * g.groups * args.out_tiles * args.length_tiles;
   args.vector_loads = rows_are_16_byte_vectors(input);
 
+  // Weights of a block tile resident in shared memory when they fit beside the stages.
+  const int64_t tile_fragment_bytes = int64_t(Config::kTileO / 16) * args.chunks * g.kernel_size *
+                                      (Config::kChunkWords / 8) * kParts * 32 * 16;
+  // Shared memory a block may use and still leave room for Config::kMinBlocks blocks per SM.
+  const cudaDeviceProp* props = at::cuda::getCurrentDeviceProperties();
+  const int64_t max_shared = std::min<int64_t>(int64_t(props->sharedMemPerBlockOptin),
+                                               int64_t(props->sharedMemPerMultiprocessor) / Config::kMinBlocks - 1024);
+  args.weights_resident = Config::kSharedBytes + tile_fragment_bytes <= max_shared;
+  const int shared_bytes =
+      static_cast<int>(Config::kSharedBytes + (args.weights_resident ? tile_fragment_bytes : 0));
+
   const auto kernel = conv1d_tensorcore_kernel<scalar_t, Config, kSplit>;
-  C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Config::kSharedBytes));
+  C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, shared_bytes));
   const int64_t resident =
       int64_t(at::cuda::getCurrentDeviceProperties()->multiProcessorCount) *
-      resident_blocks_per_sm(reinterpret_cast<const void*>(kernel), Config::kThreads, Config::kSharedBytes);
+      resident_blocks_per_sm(reinterpret_cast<const void*>(kernel), Config::kThreads, shared_bytes);
   const int64_t grid = std::min<int64_t>(args.total_tiles, resident);
-  kernel<<<static_cast<unsigned>(grid), Config::kThreads, Config::kSharedBytes, stream>>>(args);
+  kernel<<<static_cast<unsigned>(grid), Config::kThreads, shared_bytes, stream>>>(args);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 

@@ -8,10 +8,13 @@
 //     words, columns = a window of input positions; the K taps are K shifted reads of that window, so
 //     the input is read from memory once, not K times (no im2col);
 //   * the weights are re-laid out once per call (prepare_weight_fragments) in the exact order the
-//     warps consume them, so each lane fetches its A fragment with one 16-byte load that stays in
-//     L1/L2 (every tile of a group reads the same few KB);
+//     warps consume them, so each lane fetches its A fragment with one 16-byte load; when a block
+//     tile's fragments fit beside the stages they are copied to shared memory once per (group,
+//     channel tile) the block meets (the whole run on the headline shape), else read through L1/L2;
 //   * stage s + 1 is loaded into registers while stage s is computed (double-buffered shared memory,
 //     one barrier per stage), and the grid is persistent (one block per SM slot, looping over tiles).
+// Known limit (bench/NOTES.md, v4-v7): the register-staged prefetch is one stage deep, and ncu shows
+// the warps waiting on it (long-scoreboard stalls); cp.async / TMA stages are the next step.
 // A block owns kTileO output channels x kTileL positions; warp (warp_o, warp_l) owns a kMT x kNT grid
 // of 16 x 8 mma tiles. Bias is added in the epilogue while the outputs are in registers.
 //
@@ -41,6 +44,9 @@ struct TensorCoreArgs {
   int out_tiles;       // block tiles per group along O
   int64_t length_tiles, total_tiles;
   bool vector_loads;   // input rows are contiguous and 16-byte aligned
+  // The fragments of one block tile's output channels (all chunks, taps and steps) fit in shared
+  // memory after the stages: they are copied there once per (group, channel tile) a block meets.
+  bool weights_resident;
 };
 
 // Warps along O and L, 16 x 8 mma tiles per warp along O (MT) and L (NT), operand words per chunk,
@@ -54,7 +60,7 @@ struct TensorCoreConfig {
   // Row pitch = 8 (mod 32) words: the 4 rows x 8 positions a B fragment load touches hit 32 banks.
   static constexpr int kPitch = Window + 8;
   static constexpr int kStageWords = ChunkWords * kPitch;
-  static constexpr int kSharedBytes = 2 * kStageWords * 4;
+  static constexpr int kSharedBytes = 2 * kStageWords * 4;  // the stages; resident weights come after
   static_assert(ChunkWords % 8 == 0 && Window % 8 == 0 && kPitch % 32 == 8, "fragment-friendly layout");
   static_assert(Window > kTileL, "the window holds the tile and its halo");
 };
@@ -180,7 +186,8 @@ __global__ void __launch_bounds__(Config::kThreads, Config::kMinBlocks)
   constexpr int kItemCapacity = kChunkWords * (Config::kWindow / kVec);
   constexpr int kLoadRounds = (kItemCapacity + kThreads - 1) / kThreads;
 
-  extern __shared__ __align__(16) uint32_t stage_words[];  // [2][kChunkWords][kPitch]
+  extern __shared__ __align__(16) uint32_t stage_words[];  // [2][kChunkWords][kPitch], then weights
+  uint4* resident_fragments = reinterpret_cast<uint4*>(stage_words + 2 * Config::kStageWords);
 
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int warp_o = warp / Config::kWarpsL, warp_l = warp % Config::kWarpsL;
@@ -283,6 +290,7 @@ __global__ void __launch_bounds__(Config::kThreads, Config::kMinBlocks)
         for (int r = 0; r < 4; ++r) partial[i][j][r] = 0.f;
   }
 
+  int resident_key = -1;  // (group, channel tile) whose weights are in shared memory
   int64_t next_tile = blockIdx.x;
   int next_chunk = 0;
   Stage next = decode(next_tile, 0);
@@ -290,6 +298,18 @@ __global__ void __launch_bounds__(Config::kThreads, Config::kMinBlocks)
   for (int64_t stage = 0; next_tile < args.total_tiles; ++stage) {
     const Stage c = next;
     uint32_t* words = stage_words + (stage & 1) * Config::kStageWords;
+    const int64_t m_tile_stride = int64_t(chunks) * K * kSteps * kParts * 32;  // uint4 per 16-row tile
+    const int64_t tile_fragments = (Config::kTileO / 16) * m_tile_stride;
+    const uint4* tile_weights =
+        args.weight_fragments + (int64_t(c.group) * args.m_tiles + c.o0 / 16) * m_tile_stride;
+    if (args.weights_resident && c.chunk == 0) {
+      const int key = c.group * args.out_tiles + c.o0 / Config::kTileO;
+      if (key != resident_key) {  // block-uniform
+        __syncthreads();  // nobody still reads the previous tile's weights
+        for (int64_t i = threadIdx.x; i < tile_fragments; i += kThreads) resident_fragments[i] = tile_weights[i];
+        resident_key = key;  // visible to all after the barrier below
+      }
+    }
     stage_in(c, words);
     __syncthreads();  // the stage is in shared memory; the buffer written next was last read a stage ago
     if (++next_chunk == chunks) next_chunk = 0, next_tile += gridDim.x;
@@ -310,10 +330,9 @@ __global__ void __launch_bounds__(Config::kThreads, Config::kMinBlocks)
 
     // Word steps of this chunk that hold channels (the last chunk may be partial).
     const int word_steps = (c.rows + 7) / 8;
-    const int m_tile0 = c.o0 / 16 + warp_o * kMT;
-    const int64_t m_tile_stride = int64_t(chunks) * K * kSteps * kParts * 32;
-    const uint4* a_ptr = args.weight_fragments + (int64_t(c.group) * args.m_tiles + m_tile0) * m_tile_stride +
-                         int64_t(chunk) * K * kSteps * kParts * 32 + lane;
+    // A fragments from shared memory when resident, else from global memory (L1/L2).
+    const uint4* a_ptr = (args.weights_resident ? resident_fragments : tile_weights) +
+                         warp_o * kMT * m_tile_stride + int64_t(chunk) * K * kSteps * kParts * 32 + lane;
     const uint32_t* b_tap = words + t * kPitch + delta + (warp_l * kNT * 8 + g) * stride;
     const int b_step = 8 * stride;  // positions between the 8-column mma tiles of a warp
     int kstep = 0;
@@ -324,7 +343,7 @@ __global__ void __launch_bounds__(Config::kThreads, Config::kMinBlocks)
         for (int i = 0; i < kMT; ++i)
 #pragma unroll
           for (int part = 0; part < kParts; ++part) {
-            const uint4 v = __ldg(a_ptr + step * kParts * 32 + i * m_tile_stride + part * 32);
+            const uint4 v = a_ptr[step * kParts * 32 + i * m_tile_stride + part * 32];
             a[i][part][0] = v.x, a[i][part][1] = v.y, a[i][part][2] = v.z, a[i][part][3] = v.w;
           }
         const uint32_t* b_row = b_tap + step * 8 * kPitch;
