@@ -15,6 +15,12 @@ namespace custom_ops::conv1d {
 
 namespace cuda {
 
+bool rows_are_16_byte_vectors(const at::Tensor& input) {
+  const int64_t vec = 16 / input.element_size();
+  return input.stride(2) == 1 && input.stride(1) % vec == 0 && (input.size(0) == 1 || input.stride(0) % vec == 0) &&
+         reinterpret_cast<uintptr_t>(input.const_data_ptr()) % 16 == 0;
+}
+
 int resident_blocks_per_sm(const void* kernel, int threads, size_t dynamic_shared_bytes) {
   int blocks = 0;
   C10_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, threads, dynamic_shared_bytes));

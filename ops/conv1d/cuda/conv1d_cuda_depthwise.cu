@@ -49,10 +49,7 @@ void launch(const at::Tensor& input, const at::Tensor& weight, const at::Tensor&
   args.channel_runs = (args.out_channels_per_group + args.run_length - 1) / args.run_length;
   args.total_tiles = base_tiles * args.channel_runs;
   args.window = static_cast<int>(depthwise_window(g, sizeof(scalar_t)));
-  const int64_t vec = 16 / int64_t(sizeof(scalar_t));
-  args.vector_loads = input.stride(2) == 1 && input.stride(1) % vec == 0 &&
-                      (input.size(0) == 1 || input.stride(0) % vec == 0) &&
-                      reinterpret_cast<uintptr_t>(input.const_data_ptr()) % 16 == 0;
+  args.vector_loads = rows_are_16_byte_vectors(input);
 
   const auto kernel = conv1d_depthwise_kernel<scalar_t, acc_t, Depthwise>;
   const size_t shared_bytes = size_t(args.window) * sizeof(acc_t);

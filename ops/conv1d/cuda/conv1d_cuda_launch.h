@@ -16,6 +16,10 @@ void launch_depthwise(const at::Tensor& input, const at::Tensor& weight, const a
 void launch_direct(KernelChoice choice, const at::Tensor& input, const at::Tensor& weight, const at::Tensor& bias,
                    at::Tensor& out, const Geometry& g);
 
+// True when every (n, c) row of the (N, C, L) input is contiguous and starts on a 16-byte boundary, so
+// the kernels may read it with 16-byte vector loads.
+bool rows_are_16_byte_vectors(const at::Tensor& input);
+
 // Blocks of `kernel` that fit on one SM of the current device at once (at least 1).
 int resident_blocks_per_sm(const void* kernel, int threads, size_t dynamic_shared_bytes);
 

@@ -26,12 +26,6 @@ static_assert(TensorCoreSmall::kTileL == TensorCoreLimits::kSmallTileL, "dispatc
 
 namespace {
 
-bool rows_are_16_byte_vectors(const at::Tensor& input) {
-  const int64_t vec = 16 / input.element_size();
-  return input.stride(2) == 1 && input.stride(1) % vec == 0 && (input.size(0) == 1 || input.stride(0) % vec == 0) &&
-         reinterpret_cast<uintptr_t>(input.const_data_ptr()) % 16 == 0;
-}
-
 template <typename scalar_t, typename Config, bool kSplit>
 void launch(const at::Tensor& input, const at::Tensor& weight, const at::Tensor& bias, at::Tensor& out,
             const Geometry& g) {

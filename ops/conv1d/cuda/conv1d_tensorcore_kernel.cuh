@@ -171,6 +171,16 @@ __device__ __forceinline__ void store_item(uint32_t* dst, const StageItem<scalar
   }
 }
 
+template <int M, int N>
+__device__ __forceinline__ void set_zero(float (&acc)[M][N][4]) {
+#pragma unroll
+  for (int i = 0; i < M; ++i)
+#pragma unroll
+    for (int j = 0; j < N; ++j)
+#pragma unroll
+      for (int r = 0; r < 4; ++r) acc[i][j][r] = 0.f;
+}
+
 __device__ __forceinline__ int64_t floor_to_multiple(int64_t value, int64_t multiple) {
   const int64_t r = value % multiple;
   return value - (r < 0 ? r + multiple : r);
@@ -281,14 +291,7 @@ __global__ void __launch_bounds__(Config::kThreads, Config::kMinBlocks)
   // 3xTF32 only: products of the last few steps, before a correctly rounded add into acc.
   constexpr int kFlushSteps = 4;
   float partial[kSplit ? kMT : 1][kSplit ? kNT : 1][4];
-  if constexpr (kSplit) {
-#pragma unroll
-    for (int i = 0; i < kMT; ++i)
-#pragma unroll
-      for (int j = 0; j < kNT; ++j)
-#pragma unroll
-        for (int r = 0; r < 4; ++r) partial[i][j][r] = 0.f;
-  }
+  if constexpr (kSplit) set_zero(partial);
 
   int resident_key = -1;  // (group, channel tile) whose weights are in shared memory
   int64_t next_tile = blockIdx.x;
@@ -319,14 +322,7 @@ __global__ void __launch_bounds__(Config::kThreads, Config::kMinBlocks)
     }
 
     const int chunk = c.chunk, delta = c.delta;
-    if (chunk == 0) {
-#pragma unroll
-      for (int i = 0; i < kMT; ++i)
-#pragma unroll
-        for (int j = 0; j < kNT; ++j)
-#pragma unroll
-          for (int r = 0; r < 4; ++r) acc[i][j][r] = 0.f;
-    }
+    if (chunk == 0) set_zero(acc);
 
     // Word steps of this chunk that hold channels (the last chunk may be partial).
     const int word_steps = (c.rows + 7) / 8;
