@@ -7,9 +7,15 @@
 #include "ops/conv1d/cuda/conv1d_cuda_launch.h"
 
 #include <ATen/Context.h>
+#include <ATen/cuda/CUDAContext.h>
 #include <ATen/ops/empty.h>
 #include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAGuard.h>
+
+#include <map>
+#include <mutex>
+#include <tuple>
 
 namespace custom_ops::conv1d {
 
@@ -22,9 +28,22 @@ bool rows_are_16_byte_vectors(const at::Tensor& input) {
 }
 
 int resident_blocks_per_sm(const void* kernel, int threads, size_t dynamic_shared_bytes) {
+  // Asked on every launch, answered by the driver once per (kernel, device, block shape): the launch
+  // path then does no driver queries. Raising the dynamic shared-memory limit belongs to the same
+  // once-per-key setup (it is per device, and needed before both the query and the launch).
+  using Key = std::tuple<const void*, int, int, size_t>;
+  static std::mutex mutex;
+  static std::map<Key, int> known;
+  const Key key{kernel, c10::cuda::current_device(), threads, dynamic_shared_bytes};
+  const std::lock_guard<std::mutex> lock(mutex);
+  if (const auto it = known.find(key); it != known.end()) return it->second;
+  if (dynamic_shared_bytes > 48 * 1024) {  // to the device's maximum, so no key ever lowers it for another
+    C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                        static_cast<int>(at::cuda::getCurrentDeviceProperties()->sharedMemPerBlockOptin)));
+  }
   int blocks = 0;
   C10_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, threads, dynamic_shared_bytes));
-  return blocks > 0 ? blocks : 1;
+  return known[key] = blocks > 0 ? blocks : 1;
 }
 
 }  // namespace cuda

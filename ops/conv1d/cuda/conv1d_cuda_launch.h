@@ -20,7 +20,9 @@ void launch_direct(KernelChoice choice, const at::Tensor& input, const at::Tenso
 // the kernels may read it with 16-byte vector loads.
 bool rows_are_16_byte_vectors(const at::Tensor& input);
 
-// Blocks of `kernel` that fit on one SM of the current device at once (at least 1).
+// Blocks of `kernel` that fit on one SM of the current device at once (at least 1). Also raises the
+// kernel's dynamic shared-memory limit to `dynamic_shared_bytes` where that exceeds 48 KB; call it
+// before launching with that much. Cached: a driver query only the first time for each key.
 int resident_blocks_per_sm(const void* kernel, int threads, size_t dynamic_shared_bytes);
 
 }  // namespace custom_ops::conv1d::cuda

@@ -88,7 +88,6 @@ void launch(const at::Tensor& input, const at::Tensor& weight, const at::Tensor&
       static_cast<int>(Config::kSharedBytes + (args.weights_resident ? tile_fragment_bytes : 0));
 
   const auto kernel = conv1d_tensorcore_kernel<scalar_t, Config, kSplit>;
-  C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, shared_bytes));
   const int64_t resident =
       int64_t(at::cuda::getCurrentDeviceProperties()->multiProcessorCount) *
       resident_blocks_per_sm(reinterpret_cast<const void*>(kernel), Config::kThreads, shared_bytes);
