@@ -16,7 +16,9 @@ import custom_ops  # noqa: E402
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--shape", type=int, nargs=5, metavar=("N", "C", "O", "K", "L"), default=[4, 64, 128, 3, 131072])
+    parser.add_argument("--stride", type=int, default=1)
     parser.add_argument("--padding", type=int, default=0)
+    parser.add_argument("--dilation", type=int, default=1)
     parser.add_argument("--groups", type=int, default=1)
     parser.add_argument("--strict", action="store_true", help="float32 with TF32 off (3xTF32 kernels)")
     parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"])
@@ -28,7 +30,7 @@ def main():
         dtype = getattr(torch, name)
         x = torch.randn(n, c, length, device="cuda", dtype=dtype)
         w = torch.randn(o, c // args.groups, k, device="cuda", dtype=dtype)
-        torch.ops.custom.conv1d(x, w, None, [1], [args.padding], [1], args.groups)
+        torch.ops.custom.conv1d(x, w, None, [args.stride], [args.padding], [args.dilation], args.groups)
     torch.cuda.synchronize()
 
 

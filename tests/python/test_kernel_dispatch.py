@@ -22,12 +22,18 @@ CASES = [
     ("pointwise", (2, 32, 16, 1, 1029), dict(), None),
     ("long kernel", (1, 16, 48, 31, 700), dict(padding=15), None),
     ("depthwise causal", (2, 16, 16, 4, 3000), dict(padding=3, groups=16), None),
+    ("depthwise k2 multiplier, unaligned", (2, 8, 24, 2, 1001), dict(padding=1, groups=8), "offset"),
+    ("depthwise k3 non-contiguous, long", (3, 12, 12, 3, 4500), dict(padding=1, groups=12), "noncontig"),
+    ("depthwise k1", (2, 6, 6, 1, 333), dict(groups=6), None),
+    ("depthwise k5", (2, 16, 16, 5, 3000), dict(padding=4, groups=16), None),
     ("depthwise strided dilated", (2, 8, 8, 5, 2500), dict(padding=7, stride=3, dilation=2, groups=8), "noncontig"),
     ("channel multiplier front end", (2, 1, 24, 10, 5003), dict(stride=5), None),
     ("strided wide", (2, 32, 128, 4, 900), dict(stride=2, padding=1), None),
+    ("strided odd, dilated, unaligned", (3, 24, 40, 5, 777), dict(stride=3, padding=2, dilation=2), "offset"),
+    ("long stride", (2, 16, 96, 3, 2000), dict(stride=8), None),
     ("strided medium", (2, 32, 16, 4, 900), dict(stride=2, padding=1), None),
     ("strided narrow", (2, 8, 8, 3, 900), dict(stride=2, groups=4), None),
-    ("halo too long", (2, 16, 64, 9, 900), dict(dilation=9), None),
+    ("halo too long", (2, 16, 64, 9, 900), dict(dilation=9), None),  # for the large and small tiles
 ]
 
 # Which kernel each case gets, per dtype (float32 under TF32 allowed / not allowed).
@@ -41,13 +47,19 @@ EXPECTED = {
     "few channels": "tensorcore_small",
     "pointwise": "tensorcore_small",
     "long kernel": "tensorcore_large",
-    "depthwise causal": "depthwise",
+    "depthwise causal": "depthwise_sliding",
+    "depthwise k2 multiplier, unaligned": "depthwise_sliding",
+    "depthwise k3 non-contiguous, long": "depthwise_sliding",
+    "depthwise k1": "depthwise_sliding",
+    "depthwise k5": "depthwise",
     "depthwise strided dilated": "depthwise",
     "channel multiplier front end": "depthwise",
-    "strided wide": "direct_large",
+    "strided wide": "tensorcore_wide_window",
+    "strided odd, dilated, unaligned": "tensorcore_wide_window",
+    "long stride": "direct_large",
     "strided medium": "direct_wide",
     "strided narrow": "direct_narrow",
-    "halo too long": "direct_large",
+    "halo too long": "tensorcore_wide_window",
 }
 
 # float64 windows are twice as large: these two exceed the depthwise kernel's 48 KB and fall back.

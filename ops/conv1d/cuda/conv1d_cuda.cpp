@@ -61,10 +61,12 @@ at::Tensor conv1d_forward_cuda(const at::Tensor& input, const at::Tensor& weight
   switch (choice) {
     case cuda::KernelChoice::kTensorCoreLarge:
     case cuda::KernelChoice::kTensorCoreSmall:
+    case cuda::KernelChoice::kTensorCoreWideWindow:
       cuda::launch_tensorcore(choice, input, w, b, out, g, allow_tf32);
       break;
+    case cuda::KernelChoice::kDepthwiseSliding:
     case cuda::KernelChoice::kDepthwise:
-      cuda::launch_depthwise(input, w, b, out, g);
+      cuda::launch_depthwise(choice, input, w, b, out, g);
       break;
     case cuda::KernelChoice::kDirectLarge:
     case cuda::KernelChoice::kDirectWide:

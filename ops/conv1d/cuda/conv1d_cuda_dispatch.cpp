@@ -12,25 +12,36 @@ int64_t depthwise_window(const Geometry& g, int64_t element_size) {
   return (vec - 1 + span + vec - 1) / vec * vec;  // room for the alignment shift, whole vectors
 }
 
+int64_t depthwise_sliding_window(int64_t element_size) {
+  const int64_t vec = 16 / element_size;
+  // The last thread reads kPerThread + (K - 1) <= 16 positions from (kTileL - kPerThread).
+  const int64_t span = DepthwiseLimits::kTileL - DepthwiseLimits::kPerThread + 16;
+  return (span + vec - 1) / vec * vec;
+}
+
 namespace {
 
 // The staged window of a tensor-core tile (tile, halo, and up to one 16-byte vector of alignment
 // shift) must fit the configuration's window.
 bool fits_window(const Geometry& g, int64_t tile_l, int64_t window, int64_t element_size) {
   const int64_t vec = 16 / element_size;
-  return g.stride == 1 && (vec - 1) + (tile_l - 1) + (g.kernel_size - 1) * g.dilation + 1 <= window;
+  return (vec - 1) + (tile_l - 1) * g.stride + (g.kernel_size - 1) * g.dilation + 1 <= window;
 }
 
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------------
 // Dispatch table: which kernel serves which shapes.
-//   one input channel per group (depthwise, channel multipliers), window <= 48 KB  -> depthwise
-//   float32/float16/bfloat16, stride 1, halo (K-1)*dilation within the window, and
-//       out channels per group > 32                                                -> tensorcore_large
-//       out channels per group <= 32                                               -> tensorcore_small
+//   one input channel per group (depthwise, channel multipliers), and
+//       stride 1, dilation 1, K <= 4 (causal-conv1d's shapes)                      -> depthwise_sliding
+//       otherwise, window <= 48 KB                                                 -> depthwise
+//   float32/float16/bfloat16, the tile's input window ((tile - 1) * stride + (K - 1) * dilation + 1,
+//   plus alignment) within the configuration's window, and
+//       stride 1, out channels per group > 32, window <= 192                        -> tensorcore_large
+//       stride 1, window <= 320                                                    -> tensorcore_small
+//       out channels per group > 32, window <= 320 (strides, long halos)           -> tensorcore_wide_window
 //     (float32: TF32 when aten's convolution TF32 flag allows it, else 3xTF32, full float32 accuracy)
-//   everything else (float64, strides > 1, long halos):
+//   everything else (float64, long strides or halos, strided with few out channels):
 //       out channels per group >= 64 (not float64)                                 -> direct_large
 //       out channels per group >= 8                                                -> direct_wide
 //       otherwise                                                                  -> direct_narrow
@@ -40,16 +51,24 @@ KernelChoice select_kernel(const Geometry& g, c10::ScalarType dtype, bool allow_
   const int64_t element_size = c10::elementSize(dtype);
   const int64_t C_g = g.in_channels_per_group(), O_g = g.out_channels_per_group();
   const int64_t accumulator_size = std::max<int64_t>(element_size, 4);
+  if (C_g == 1 && g.stride == 1 && g.dilation == 1 && g.kernel_size <= DepthwiseLimits::kSlidingMaxTaps) {
+    return KernelChoice::kDepthwiseSliding;
+  }
   if (C_g == 1 && depthwise_window(g, element_size) * accumulator_size <= DepthwiseLimits::kMaxWindowBytes) {
     return KernelChoice::kDepthwise;
   }
   const bool tensor_core_dtype = dtype == at::kFloat || dtype == at::kHalf || dtype == at::kBFloat16;
   if (tensor_core_dtype) {
-    if (O_g > 32 && fits_window(g, TensorCoreLimits::kLargeTileL, TensorCoreLimits::kLargeWindow, element_size)) {
+    const bool unit_stride = g.stride == 1;
+    if (unit_stride && O_g > 32 &&
+        fits_window(g, TensorCoreLimits::kLargeTileL, TensorCoreLimits::kLargeWindow, element_size)) {
       return KernelChoice::kTensorCoreLarge;
     }
-    if (fits_window(g, TensorCoreLimits::kSmallTileL, TensorCoreLimits::kSmallWindow, element_size)) {
+    if (unit_stride && fits_window(g, TensorCoreLimits::kSmallTileL, TensorCoreLimits::kSmallWindow, element_size)) {
       return KernelChoice::kTensorCoreSmall;
+    }
+    if (O_g > 32 && fits_window(g, TensorCoreLimits::kWideWindowTileL, TensorCoreLimits::kWideWindow, element_size)) {
+      return KernelChoice::kTensorCoreWideWindow;
     }
   }
   if (O_g >= 64 && dtype != at::kDouble) return KernelChoice::kDirectLarge;
@@ -69,6 +88,8 @@ std::string kernel_name(KernelChoice choice, c10::ScalarType dtype, bool allow_t
   switch (choice) {
     case KernelChoice::kTensorCoreLarge: return "tensorcore_large" + precision();
     case KernelChoice::kTensorCoreSmall: return "tensorcore_small" + precision();
+    case KernelChoice::kTensorCoreWideWindow: return "tensorcore_wide_window" + precision();
+    case KernelChoice::kDepthwiseSliding: return "depthwise_sliding";
     case KernelChoice::kDepthwise: return "depthwise";
     case KernelChoice::kDirectLarge: return "direct_large";
     case KernelChoice::kDirectWide: return "direct_wide";

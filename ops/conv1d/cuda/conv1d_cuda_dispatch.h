@@ -13,6 +13,8 @@ namespace custom_ops::conv1d::cuda {
 enum class KernelChoice {
   kTensorCoreLarge,  // mma.sync implicit GEMM, 128 channels x 128 positions per block (64 x 128 for 3xTF32)
   kTensorCoreSmall,  // mma.sync implicit GEMM, 32 channels x 256 positions per block
+  kTensorCoreWideWindow,  // mma.sync, 128 channels x 64 positions, 320-position window: strides, long halos
+  kDepthwiseSliding,  // one input channel per group, stride 1, dilation 1, K <= 4: registers slide over the window
   kDepthwise,        // one input channel per group: staged window, memory-bound
   kDirectLarge,      // CUDA-core implicit GEMM (the general fallback), 128 x 128
   kDirectWide,       // CUDA-core, 32 x 128
@@ -23,15 +25,20 @@ enum class KernelChoice {
 struct TensorCoreLimits {
   static constexpr int kLargeTileL = 128, kLargeWindow = 192;
   static constexpr int kSmallTileL = 256, kSmallWindow = 320;
+  static constexpr int kWideWindowTileL = 64, kWideWindow = 320;
 };
 struct DepthwiseLimits {
   static constexpr int kTileL = 2048;                   // positions per block tile
+  static constexpr int kPerThread = 8;                  // positions per thread
+  static constexpr int kSlidingMaxTaps = 4;             // K of the sliding-window kernel: 1 .. 4
   static constexpr int64_t kMaxWindowBytes = 48 * 1024;  // the staged window, without opting in to more
 };
 
 // Positions the depthwise kernel stages per tile (rounded to 16-byte vectors of the input dtype); it
 // keeps them in its accumulation type (float32 for 16-bit inputs).
 int64_t depthwise_window(const Geometry& g, int64_t element_size);
+// The same for the sliding-window kernel: the tile, the last thread's halo read, whole vectors.
+int64_t depthwise_sliding_window(int64_t element_size);
 
 KernelChoice select_kernel(const Geometry& g, c10::ScalarType dtype, bool allow_tf32);
 

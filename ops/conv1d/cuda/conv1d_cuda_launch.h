@@ -11,8 +11,8 @@ namespace custom_ops::conv1d::cuda {
 // input: (N, C, L) any strides; weight contiguous; bias contiguous or undefined; out contiguous.
 void launch_tensorcore(KernelChoice choice, const at::Tensor& input, const at::Tensor& weight,
                        const at::Tensor& bias, at::Tensor& out, const Geometry& g, bool allow_tf32);
-void launch_depthwise(const at::Tensor& input, const at::Tensor& weight, const at::Tensor& bias, at::Tensor& out,
-                      const Geometry& g);
+void launch_depthwise(KernelChoice choice, const at::Tensor& input, const at::Tensor& weight, const at::Tensor& bias,
+                      at::Tensor& out, const Geometry& g);
 void launch_direct(KernelChoice choice, const at::Tensor& input, const at::Tensor& weight, const at::Tensor& bias,
                    at::Tensor& out, const Geometry& g);
 

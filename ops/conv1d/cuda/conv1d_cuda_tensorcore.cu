@@ -20,9 +20,15 @@ namespace custom_ops::conv1d::cuda {
 using TensorCoreLarge = TensorCoreConfig<2, 4, 4, 4, 16, TensorCoreLimits::kLargeWindow, 1>;       // 128 x 128
 using TensorCoreLargeSplit = TensorCoreConfig<2, 4, 2, 4, 16, TensorCoreLimits::kLargeWindow, 2>;  // 64 x 128
 using TensorCoreSmall = TensorCoreConfig<1, 8, 2, 4, 16, TensorCoreLimits::kSmallWindow, 2>;       // 32 x 256
+// Strides > 1 and long halos: a quarter of the large tile's positions in a window of 320.
+using TensorCoreWideWindow = TensorCoreConfig<2, 4, 4, 2, 16, TensorCoreLimits::kWideWindow, 1>;       // 128 x 64
+using TensorCoreWideWindowSplit = TensorCoreConfig<2, 4, 2, 2, 16, TensorCoreLimits::kWideWindow, 2>;  // 64 x 64
 static_assert(TensorCoreLarge::kTileL == TensorCoreLimits::kLargeTileL, "dispatch table and kernel agree");
 static_assert(TensorCoreLargeSplit::kTileL == TensorCoreLimits::kLargeTileL, "dispatch table and kernel agree");
 static_assert(TensorCoreSmall::kTileL == TensorCoreLimits::kSmallTileL, "dispatch table and kernel agree");
+static_assert(TensorCoreWideWindow::kTileL == TensorCoreLimits::kWideWindowTileL &&
+                  TensorCoreWideWindowSplit::kTileL == TensorCoreLimits::kWideWindowTileL,
+              "dispatch table and kernel agree");
 
 namespace {
 
@@ -116,11 +122,15 @@ void launch_config(const at::Tensor& input, const at::Tensor& weight, const at::
 
 void launch_tensorcore(KernelChoice choice, const at::Tensor& input, const at::Tensor& weight,
                        const at::Tensor& bias, at::Tensor& out, const Geometry& g, bool allow_tf32) {
-  if (choice == KernelChoice::kTensorCoreLarge) {
-    launch_config<TensorCoreLarge, TensorCoreLargeSplit>(input, weight, bias, out, g, allow_tf32);
-  } else {
-    TORCH_INTERNAL_ASSERT(choice == KernelChoice::kTensorCoreSmall);
-    launch_config<TensorCoreSmall, TensorCoreSmall>(input, weight, bias, out, g, allow_tf32);
+  switch (choice) {
+    case KernelChoice::kTensorCoreLarge:
+      return launch_config<TensorCoreLarge, TensorCoreLargeSplit>(input, weight, bias, out, g, allow_tf32);
+    case KernelChoice::kTensorCoreSmall:
+      return launch_config<TensorCoreSmall, TensorCoreSmall>(input, weight, bias, out, g, allow_tf32);
+    case KernelChoice::kTensorCoreWideWindow:
+      return launch_config<TensorCoreWideWindow, TensorCoreWideWindowSplit>(input, weight, bias, out, g, allow_tf32);
+    default:
+      TORCH_INTERNAL_ASSERT(false, "custom::conv1d: not a tensor-core kernel");
   }
 }
 
