@@ -6,4 +6,5 @@ TORCH_LIBRARY_IMPL(custom, CUDA, m) {
   using namespace custom_ops::conv1d;
   m.impl("conv1d", &conv1d_entry<conv1d_forward_cuda>);
   m.impl("conv1d.padding", &conv1d_padding_entry<conv1d_forward_cuda>);
+  m.impl("conv1d_backward", &conv1d_backward_entry<conv1d_backward_cuda>);
 }

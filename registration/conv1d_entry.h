@@ -37,4 +37,18 @@ at::Tensor conv1d_padding_entry(const at::Tensor& input, const at::Tensor& weigh
   return run_forward<kernel>(input, weight, bias, g);
 }
 
+using BackwardKernel = Gradients (*)(const at::Tensor&, const at::Tensor&, const at::Tensor&, const Geometry&,
+                                     GradientMask);
+
+// custom::conv1d_backward
+template <BackwardKernel kernel>
+Gradients conv1d_backward_entry(const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& weight,
+                                c10::IntArrayRef stride, c10::IntArrayRef padding, c10::IntArrayRef dilation,
+                                int64_t groups, GradientMask output_mask) {
+  const Geometry g = make_backward_geometry(grad_output, input, weight, stride, padding, dilation, groups);
+  if (g.batched) return kernel(grad_output, input, weight, g, output_mask);
+  auto [grad_input, grad_weight, grad_bias] = kernel(grad_output.unsqueeze(0), input.unsqueeze(0), weight, g, output_mask);
+  return {grad_input.defined() ? grad_input.squeeze(0) : grad_input, grad_weight, grad_bias};
+}
+
 }  // namespace custom_ops::conv1d

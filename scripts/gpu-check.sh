@@ -44,12 +44,14 @@ if step "build (nvcc, sm_$TORCH_CUDA_ARCH_LIST)" build.log scripts/build.sh; the
     | sort >"$OUT/sass-summary.txt"
   if [ "${1:-}" != "--no-bench" ]; then
     step "benchmark (bench/bench_conv1d.py)" bench.log "$PYTHON" bench/bench_conv1d.py --suite "${BENCH_SUITE:-full}" --markdown "$OUT/bench.md"
+    step "backward benchmark" bench-backward.log "$PYTHON" bench/bench_conv1d_backward.py --suite "${BENCH_SUITE:-full}" --markdown "$OUT/bench-backward.md"
   fi
 fi
 
 echo
 cat "$OUT/gpu.txt"
 [ -f "$OUT/bench.md" ] && cat "$OUT/bench.md" && echo
+[ -f "$OUT/bench-backward.md" ] && cat "$OUT/bench-backward.md" && echo
 echo "| step | result | time | last line of its log |"
 echo "|---|---|---|---|"
 printf '%s\n' "${summary[@]}"

@@ -12,7 +12,9 @@
 #include <ATen/core/Tensor.h>
 #include <c10/util/string_view.h>
 
+#include <array>
 #include <optional>
+#include <tuple>
 #include <type_traits>
 
 namespace custom_ops {
@@ -39,5 +41,13 @@ at::Tensor conv1d(const at::Tensor& input, const at::Tensor& weight, const std::
                   int64_t groups = 1) {
   return conv1d_string_padding(input, weight, bias, stride, c10::string_view(padding), dilation, groups);
 }
+
+// Gradients of conv1d (custom::conv1d_backward): (grad_input, grad_weight, grad_bias), each computed
+// only where output_mask asks (else undefined). padding is [left, right], as the forward applied it.
+// Autograd calls this for you: conv1d's outputs carry gradients in Python, C++ and TorchScript.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> conv1d_backward(const at::Tensor& grad_output, const at::Tensor& input,
+                                                               const at::Tensor& weight, at::IntArrayRef stride,
+                                                               at::IntArrayRef padding, at::IntArrayRef dilation,
+                                                               int64_t groups, std::array<bool, 3> output_mask);
 
 }  // namespace custom_ops

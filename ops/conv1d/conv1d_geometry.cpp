@@ -54,7 +54,7 @@ Int single(c10::ArrayRef<Int> values, const char* name) {
 
 struct Padding {
   // Either explicit symmetric padding or a string mode.
-  enum class Mode { kExplicit, kValid, kSame } mode;
+  enum class Mode { kExplicit, kLeftRight, kValid, kSame } mode;
 };
 
 template <typename Int>
@@ -96,6 +96,15 @@ Conv1dGeometry<Int> geometry_impl(const at::Tensor& input, const at::Tensor& wei
       TORCH_CHECK(p >= 0, kOp, "expected 'padding' to be non-negative, but got ", p);
       g.pad_left = p;
       g.pad_right = p;
+      break;
+    }
+    case Padding::Mode::kLeftRight: {  // custom::conv1d_backward: [left, right]
+      TORCH_CHECK(padding_list.size() == 2, kOp, "expected 'padding' to have 2 elements (left, right), but got ",
+                  padding_list.size(), " elements: ", padding_list);
+      g.pad_left = padding_list[0];
+      g.pad_right = padding_list[1];
+      TORCH_CHECK(g.pad_left >= 0 && g.pad_right >= 0, kOp, "expected 'padding' to be non-negative, but got ",
+                  padding_list);
       break;
     }
     case Padding::Mode::kValid:
@@ -154,6 +163,41 @@ SymGeometry make_geometry(const at::Tensor& input, const at::Tensor& weight, con
                           c10::SymInt groups) {
   return geometry_impl<c10::SymInt>(input, weight, bias, stride, parse_padding(padding), {}, dilation,
                                     std::move(groups));
+}
+
+namespace {
+
+template <typename Int>
+Conv1dGeometry<Int> backward_geometry_impl(const at::Tensor& grad_output, const at::Tensor& input,
+                                           const at::Tensor& weight, c10::ArrayRef<Int> stride,
+                                           c10::ArrayRef<Int> padding, c10::ArrayRef<Int> dilation, Int groups) {
+  constexpr const char* kBackward = "custom::conv1d_backward: ";
+  TORCH_CHECK(grad_output.defined(), kBackward, "expected 'grad_output' to be a defined tensor");
+  Conv1dGeometry<Int> g = geometry_impl<Int>(input, weight, std::nullopt, stride, Padding::Mode::kLeftRight, padding,
+                                             dilation, std::move(groups));
+  TORCH_CHECK(grad_output.scalar_type() == input.scalar_type(), kBackward,
+              "expected 'grad_output' to have the dtype of 'input' (", input.scalar_type(), "), but got ",
+              grad_output.scalar_type());
+  TORCH_CHECK(grad_output.device() == input.device(), kBackward, "expected 'grad_output' on the device of 'input' (",
+              input.device(), "), but got ", grad_output.device());
+  const auto expected = output_shape(g);
+  TORCH_CHECK(sizes_of<Int>(grad_output).equals(expected), kBackward, "expected 'grad_output' of the output's shape ",
+              c10::ArrayRef<Int>(expected), ", but got shape ", sizes_of<Int>(grad_output));
+  return g;
+}
+
+}  // namespace
+
+Geometry make_backward_geometry(const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& weight,
+                                c10::IntArrayRef stride, c10::IntArrayRef padding, c10::IntArrayRef dilation,
+                                int64_t groups) {
+  return backward_geometry_impl<int64_t>(grad_output, input, weight, stride, padding, dilation, groups);
+}
+
+SymGeometry make_backward_geometry(const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& weight,
+                                   c10::SymIntArrayRef stride, c10::SymIntArrayRef padding,
+                                   c10::SymIntArrayRef dilation, c10::SymInt groups) {
+  return backward_geometry_impl<c10::SymInt>(grad_output, input, weight, stride, padding, dilation, std::move(groups));
 }
 
 std::vector<int64_t> output_shape(const Geometry& g) {

@@ -48,6 +48,15 @@ SymGeometry make_geometry(const at::Tensor& input, const at::Tensor& weight, con
                           c10::SymIntArrayRef stride, c10::string_view padding, c10::SymIntArrayRef dilation,
                           c10::SymInt groups);
 
+// custom::conv1d_backward: padding is [left, right] (what the forward used, "same" resolved), and
+// grad_output must have the output's shape, dtype and device.
+Geometry make_backward_geometry(const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& weight,
+                                c10::IntArrayRef stride, c10::IntArrayRef padding, c10::IntArrayRef dilation,
+                                int64_t groups);
+SymGeometry make_backward_geometry(const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& weight,
+                                   c10::SymIntArrayRef stride, c10::SymIntArrayRef padding,
+                                   c10::SymIntArrayRef dilation, c10::SymInt groups);
+
 // Output shape: (N, O, L_out), or (O, L_out) for unbatched input.
 std::vector<int64_t> output_shape(const Geometry& g);
 std::vector<c10::SymInt> output_shape(const SymGeometry& g);

@@ -67,5 +67,35 @@ TEST(Conv1dTorchScript, LoadedModelRunsOnCuda) {
   EXPECT_LE(relative_max_error(out, reference(model, x)), 1e-12);
 }
 
+// A scripted module (saved and loaded again, as a shipped archive would be) trained from C++: a few SGD
+// steps through custom::conv1d's autograd give the parameters that the same steps give through aten.
+TEST(Conv1dTorchScript, LoadedModelTrainsInCpp) {
+  torch::manual_seed(7);
+  auto model = scripted_model();
+  std::stringstream archive;
+  model.save(archive);
+  auto loaded = torch::jit::load(archive);
+  for (auto p : loaded.parameters()) p.requires_grad_();  // defined in C++ above without gradients
+  std::vector<torch::Tensor> ref_params;
+  for (const auto& name : {"w1", "b1", "w2"}) {
+    ref_params.push_back(model.attr(name).toTensor().detach().clone().requires_grad_());
+  }
+  const auto x = torch::randn({3, 4, 29}, torch::kDouble);
+  const auto target = torch::randn({3, 8, 29}, torch::kDouble);
+  for (int step = 0; step < 4; ++step) {
+    auto loss = torch::mse_loss(loaded.forward({x}).toTensor(), target);
+    loss.backward();
+    const auto h = torch::relu(at::conv1d(x, ref_params[0], ref_params[1], 1, 1, 1, 1));
+    auto ref_loss = torch::mse_loss(at::conv1d(h, ref_params[2], {}, 1, "same", 2, 8), target);
+    ref_loss.backward();
+    torch::NoGradGuard no_grad;
+    for (auto p : loaded.parameters()) p.sub_(0.1 * p.grad()), p.mutable_grad().zero_();
+    for (auto& p : ref_params) p.sub_(0.1 * p.grad()), p.mutable_grad().zero_();
+  }
+  int i = 0;
+  for (const auto& p : loaded.parameters()) EXPECT_LE(relative_max_error(p, ref_params[i++]), 1e-12);
+  EXPECT_EQ(i, 3);
+}
+
 }  // namespace
 }  // namespace custom_ops::testing

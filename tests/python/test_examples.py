@@ -24,6 +24,11 @@ def test_python_demo():
     assert "python demo: OK" in out
 
 
+def test_train_demo():
+    out = run([sys.executable, REPO / "examples" / "train_demo.py"])
+    assert "train demo: OK" in out
+
+
 @pytest.fixture(scope="module")
 def archives(tmp_path_factory):
     out_dir = tmp_path_factory.mktemp("archives")
@@ -54,3 +59,8 @@ def test_cpp_inference_runs_python_archives(cpp_inference_binary, archives, arch
     out = run([cpp_inference_binary, archives / archive, archives / "sample.pt"])
     assert "C++ inference: OK" in out
     assert "max abs difference from the Python result" in out
+
+
+def test_cpp_training_of_a_python_archive(cpp_inference_binary, archives):
+    out = run([cpp_inference_binary.parent / "conv1d_train", archives / "model_scripted.pt", archives / "sample.pt"])
+    assert "C++ training: OK" in out
