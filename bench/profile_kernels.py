@@ -22,15 +22,18 @@ def main():
     parser.add_argument("--groups", type=int, default=1)
     parser.add_argument("--strict", action="store_true", help="float32 with TF32 off (3xTF32 kernels)")
     parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"])
+    parser.add_argument("--backward", action="store_true", help="also run the backward (all three gradients)")
     args = parser.parse_args()
     custom_ops.load_library()
     torch.backends.cudnn.allow_tf32 = not args.strict
     n, c, o, k, length = args.shape
     for name in args.dtypes:
         dtype = getattr(torch, name)
-        x = torch.randn(n, c, length, device="cuda", dtype=dtype)
-        w = torch.randn(o, c // args.groups, k, device="cuda", dtype=dtype)
-        torch.ops.custom.conv1d(x, w, None, [args.stride], [args.padding], [args.dilation], args.groups)
+        x = torch.randn(n, c, length, device="cuda", dtype=dtype, requires_grad=args.backward)
+        w = torch.randn(o, c // args.groups, k, device="cuda", dtype=dtype, requires_grad=args.backward)
+        y = torch.ops.custom.conv1d(x, w, None, [args.stride], [args.padding], [args.dilation], args.groups)
+        if args.backward:
+            y.backward(torch.randn_like(y))
     torch.cuda.synchronize()
 
 

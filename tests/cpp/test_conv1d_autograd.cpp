@@ -69,6 +69,39 @@ TEST(Conv1dAutograd, TrainsLikeAtenOnCudaFloat32Strict) {
   at::globalContext().setAllowTF32CuDNN(previous);
 }
 
+// One backward per CUDA kernel choice (tensor-core and one-channel grad_weight, grad_input phases at
+// stride 2), so that compute-sanitizer (which runs the *Cuda* tests) sees each of them.
+TEST(Conv1dAutograd, BackwardKernelsOnCudaMatchAten) {
+  SKIP_WITHOUT_CUDA();
+  struct Case {
+    int64_t n, c, o, k, l, stride, padding, dilation, groups;
+  };
+  const std::vector<Case> cases = {{2, 70, 130, 3, 300, 1, 1, 1, 1},   // tensor-core grad_weight, partial tiles
+                                   {2, 48, 64, 5, 257, 2, 2, 2, 2},    // grad_input phases (stride 2, dilation 2)
+                                   {2, 32, 32, 4, 1001, 1, 3, 1, 32}};  // one input channel per group
+  const bool previous = at::globalContext().allowTF32CuDNN();
+  at::globalContext().setAllowTF32CuDNN(true);
+  for (const auto dtype : {torch::kFloat, torch::kBFloat16}) {
+    for (const auto& c : cases) {
+      torch::manual_seed(21);
+      const auto f64 = torch::TensorOptions().dtype(torch::kDouble);
+      const auto x = torch::randn({c.n, c.c, c.l}, f64), w = torch::randn({c.o, c.c / c.groups, c.k}, f64);
+      const auto xr = x.clone().requires_grad_(), wr = w.clone().requires_grad_();
+      const auto ref = at::conv1d(xr, wr, {}, c.stride, c.padding, c.dilation, c.groups);
+      const auto gy = torch::randn(ref.sizes(), f64);
+      ref.backward(gy);
+      const auto cuda = torch::TensorOptions().dtype(dtype).device(torch::kCUDA);
+      const auto xc = x.to(cuda).requires_grad_(), wc = w.to(cuda).requires_grad_();
+      custom_ops::conv1d(xc, wc, {}, c.stride, c.padding, c.dilation, c.groups).backward(gy.to(cuda));
+      // TF32 (float32) or bfloat16 operands with float32 accumulation.
+      const double tol = dtype == torch::kFloat ? 5e-3 : 4 * tolerance(torch::kBFloat16);
+      EXPECT_LE(relative_max_error(xc.grad(), xr.grad()), tol) << "grad_input, C = " << c.c << ", " << dtype;
+      EXPECT_LE(relative_max_error(wc.grad(), wr.grad()), tol) << "grad_weight, C = " << c.c << ", " << dtype;
+    }
+  }
+  at::globalContext().setAllowTF32CuDNN(previous);
+}
+
 TEST(Conv1dAutograd, BackwardRejectsMismatchedGradOutput) {
   const auto x = torch::randn({2, 3, 10}), w = torch::randn({4, 3, 3});
   try {

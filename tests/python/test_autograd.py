@@ -186,3 +186,47 @@ def test_scripted_module_trains_like_nn_conv1d(device):
             opt.step()
     for (name, p), q in zip(ref.named_parameters(), ours.parameters()):
         assert relative_max_error(q, p) <= 1e-12, name
+
+
+# Larger shapes for the CUDA backward's kernel choices: tensor-core grad_weight with partial 64-channel
+# tiles and several chunks and splits, tap groups (K > 4), grad_input phases at strides 2 and 3 (with
+# dilations sharing a factor with the stride, where some phases get no tap), the one-channel
+# grad_weight (depthwise), and padding wider than the dilated kernel.
+LARGE_CASES = [
+    ((3, 70, 130, 3, 1000), 1, 1, 1, 1, True),
+    ((2, 96, 96, 5, 777), 2, 2, 1, 2, False),
+    ((2, 40, 48, 9, 500), 3, 4, 2, 1, True),
+    ((2, 24, 32, 6, 600), 2, 3, 2, 1, False),
+    ((2, 64, 64, 4, 3001), 1, 3, 1, 64, True),
+    ((1, 16, 16, 3, 300), 1, 7, 1, 1, False),
+]
+LARGE_IDS = ["tc-partial-tiles", "stride2-groups", "stride3-dilation2-k9", "stride2-dilation2", "depthwise",
+             "wide-padding"]
+# (dtype, TF32 allowed, tolerance on max |grad - ref| / max |ref|)
+LARGE_PRECISIONS = [(torch.float64, False, TOLERANCE[torch.float64]), (torch.float32, True, 5e-3),
+                    (torch.float32, False, 1e-5), (torch.float16, True, 4 * TOLERANCE[torch.float16]),
+                    (torch.bfloat16, True, 4 * TOLERANCE[torch.bfloat16])]
+
+
+@pytest.mark.parametrize("dtype, allow_tf32, tol", LARGE_PRECISIONS, ids=["fp64", "fp32-tf32", "fp32-strict", "fp16", "bf16"])
+@pytest.mark.parametrize("case", LARGE_CASES, ids=LARGE_IDS)
+def test_gradients_match_aten_larger_shapes(case, dtype, allow_tf32, tol, device):
+    previous = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = allow_tf32
+    try:
+        gen = torch.Generator().manual_seed(8)
+        x, w, b, args = make(case, dtype, device, gen)
+        y = call(x, w, b, args)
+        gy = torch.randn(y.shape, generator=gen, dtype=torch.float64)
+        inputs = [t for t in (x, w, b) if t is not None]
+        grads = torch.autograd.grad(y, inputs, gy.to(device=device, dtype=dtype))
+        ref_inputs = [t.detach().double().cpu().requires_grad_() for t in inputs]
+        stride, padding, dilation, groups = args
+        ref_y = F.conv1d(ref_inputs[0], ref_inputs[1], ref_inputs[2] if b is not None else None, stride, padding,
+                         dilation, groups)
+        ref_grads = torch.autograd.grad(ref_y, ref_inputs, gy)
+        for name, g, r in zip(("input", "weight", "bias"), grads, ref_grads):
+            err = relative_max_error(g, r)
+            assert err <= tol, f"grad_{name}: relative error {err:.3e} > {tol:.1e}"
+    finally:
+        torch.backends.cudnn.allow_tf32 = previous

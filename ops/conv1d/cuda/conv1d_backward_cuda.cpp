@@ -1,40 +1,82 @@
 // CUDA backend of custom::conv1d_backward: which kernel computes each gradient.
-//   grad_input, stride 1: the transposed convolution is a forward convolution of grad_output with the
-//     weights flipped along K and transposed within each group (C_g <-> O_g), padded by
-//     dilation * (K - 1) - pad_left; it runs on the forward kernels (tensor cores, depthwise), under the
-//     same TF32 policy as the forward. Strides > 1 (and padding wider than the dilated kernel): a gather
-//     kernel (conv1d_cuda_backward.cu).
-//   grad_weight: a split reduction with a fixed summation order (conv1d_cuda_backward.cu).
+//   grad_input: the transposed convolution, as `stride` forward convolutions of grad_output (one per
+//     output phase, grad_input_by_phases), with the weights flipped along K and transposed within each
+//     group (C_g <-> O_g); they run on the forward kernels (tensor cores, depthwise) under the same TF32
+//     policy as the forward.
+//   grad_weight: a split reduction with a fixed summation order (conv1d_cuda_backward.cu): per channel
+//     for one input channel per group, on tensor cores under the forward's TF32 policy, else CUDA cores.
 //   grad_bias: a sum of grad_output over batch and positions.
 // No host synchronisation; everything runs on the current stream of the inputs' device.
 
 #include "ops/conv1d/conv1d_kernels.h"
 #include "ops/conv1d/cuda/conv1d_cuda_launch.h"
 
+#include <ATen/Context.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/sum.h>
 #include <c10/cuda/CUDAGuard.h>
+
+#include <algorithm>
+#include <numeric>
 
 namespace custom_ops::conv1d {
 
 namespace {
 
-// The geometry of grad_input as a forward convolution of grad_output (stride 1 only).
-Geometry transposed_geometry(const Geometry& g) {
-  Geometry t;
-  t.batched = true;
-  t.batch = g.batch;
-  t.in_channels = g.out_channels;
-  t.in_length = g.out_length;
-  t.out_channels = g.in_channels;
-  t.kernel_size = g.kernel_size;
-  t.stride = 1;
-  t.dilation = g.dilation;
-  t.groups = g.groups;
-  t.pad_left = g.dilation * (g.kernel_size - 1) - g.pad_left;
-  t.out_length = g.in_length;
-  t.pad_right = t.out_length + t.dilation * (t.kernel_size - 1) - t.in_length - t.pad_left;
-  return t;
+// grad_input as forward convolutions of grad_output, one per output phase rho in [0, stride):
+//   grad_input[n, c, q*s + rho] = sum over taps k with k*d = rho + pl (mod s), and the group's o, of
+//                                 W[o, c, k] * gy[n, o, q + (rho + pl - k*d) / s].
+// Those taps are k0, k0 + s/g, k0 + 2s/g, ... (g = gcd(d, s)), and their gy offsets fall by d/g from one
+// to the next: a stride-1 convolution with dilation d/g over q, with the taps' weights flipped and
+// transposed within the group (C_g <-> O_g). At stride 1 there is one phase with every tap.
+void grad_input_by_phases(const at::Tensor& gy, const at::Tensor& w, at::Tensor& grad_input, const Geometry& g) {
+  const int64_t s = g.stride, d = g.dilation, K = g.kernel_size;
+  const int64_t gcd = std::gcd(s, d), tap_step = s / gcd, dilation = d / gcd;
+  const int64_t O_g = g.out_channels_per_group(), C_g = g.in_channels_per_group();
+  const at::Tensor w_groups = w.view({g.groups, O_g, C_g, K});
+  for (int64_t rho = 0; rho < s; ++rho) {
+    const int64_t phase_length = (g.in_length - rho + s - 1) / s;  // q with q*s + rho < L
+    if (phase_length <= 0) continue;
+    at::Tensor out = s == 1 ? grad_input : grad_input.slice(2, rho, g.in_length, s);
+    int64_t k0 = 0;
+    while (k0 < std::min(K, tap_step) && ((k0 * d - rho - g.pad_left) % s + s) % s != 0) ++k0;
+    if (k0 >= std::min(K, tap_step)) {  // no tap reaches this phase
+      out.zero_();
+      continue;
+    }
+    const int64_t taps = (K - k0 + tap_step - 1) / tap_step;
+    const int64_t first_offset = (rho + g.pad_left - k0 * d) / s;  // gy offset of tap k0 (exact)
+    int64_t pad_left = (taps - 1) * dilation - first_offset;
+    at::Tensor source = gy;
+    if (pad_left < 0) {  // the window starts right of gy's start: drop the positions it never reads
+      source = gy.narrow(2, std::min(-pad_left, g.out_length), g.out_length - std::min(-pad_left, g.out_length));
+      pad_left = 0;
+    }
+    const at::Tensor phase_weight = w_groups.slice(3, k0, K, tap_step).flip({3}).transpose(1, 2).reshape({g.in_channels, O_g, taps});
+    Geometry t;
+    t.batched = true;
+    t.batch = g.batch;
+    t.in_channels = g.out_channels;
+    t.in_length = source.size(2);
+    t.out_channels = g.in_channels;
+    t.kernel_size = taps;
+    t.stride = 1;
+    t.dilation = dilation;
+    t.groups = g.groups;
+    t.pad_left = pad_left;
+    t.out_length = phase_length;
+    t.pad_right = std::max<int64_t>(0, t.out_length + dilation * (taps - 1) - t.in_length - pad_left);
+    if (t.in_length == 0) {
+      out.zero_();
+      continue;
+    }
+    const at::Tensor phase = conv1d_forward_cuda(source, phase_weight.contiguous(), std::nullopt, t);
+    if (s == 1) {
+      grad_input = phase;
+    } else {
+      out.copy_(phase);
+    }
+  }
 }
 
 }  // namespace
@@ -42,26 +84,21 @@ Geometry transposed_geometry(const Geometry& g) {
 Gradients conv1d_backward_cuda(const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& weight,
                                const Geometry& g, GradientMask mask) {
   const c10::cuda::CUDAGuard device_guard(input.device());
+  // The TF32 policy of aten's convolution (forward and backward alike).
+  const bool allow_tf32 = at::globalContext().allowTF32CuDNN(at::Float32Op::CONV);
   const at::Tensor gy = grad_output.contiguous();
   const at::Tensor w = weight.contiguous();
   at::Tensor grad_input, grad_weight, grad_bias;
   if (mask[0]) {
-    if (g.stride == 1 && g.dilation * (g.kernel_size - 1) >= g.pad_left) {
-      const int64_t O_g = g.out_channels_per_group(), C_g = g.in_channels_per_group();
-      const at::Tensor flipped =
-          w.view({g.groups, O_g, C_g, g.kernel_size}).transpose(1, 2).flip({3}).reshape({g.in_channels, O_g, g.kernel_size});
-      grad_input = conv1d_forward_cuda(gy, flipped.contiguous(), std::nullopt, transposed_geometry(g));
-    } else {
-      grad_input = at::empty({g.batch, g.in_channels, g.in_length}, input.options());
-      if (grad_input.numel() > 0) cuda::launch_grad_input_gather(gy, w, grad_input, g);
-    }
+    grad_input = at::empty({g.batch, g.in_channels, g.in_length}, input.options());
+    if (grad_input.numel() > 0) grad_input_by_phases(gy, w, grad_input, g);
   }
   if (mask[1]) {
     grad_weight = at::empty(weight.sizes(), weight.options());
     if (g.batch == 0) {
       grad_weight.zero_();
     } else {
-      cuda::launch_grad_weight(gy, input.contiguous(), grad_weight, g);
+      cuda::launch_grad_weight(gy, input.contiguous(), grad_weight, g, allow_tf32);
     }
   }
   if (mask[2]) grad_bias = at::sum(gy, at::IntArrayRef{0, 2});

@@ -60,6 +60,7 @@ at::Tensor conv1d_forward_cuda(const at::Tensor& input, const at::Tensor& weight
   const cuda::KernelChoice choice = cuda::select_kernel(g, input.scalar_type(), allow_tf32);
   switch (choice) {
     case cuda::KernelChoice::kTensorCoreLarge:
+    case cuda::KernelChoice::kTensorCoreMedium:
     case cuda::KernelChoice::kTensorCoreSmall:
     case cuda::KernelChoice::kTensorCoreWideWindow:
       cuda::launch_tensorcore(choice, input, w, b, out, g, allow_tf32);

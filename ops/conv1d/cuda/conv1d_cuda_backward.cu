@@ -1,11 +1,14 @@
-// CUDA kernels of custom::conv1d_backward that the forward kernels cannot serve:
-//   * grad_input for strides > 1 (stride 1 runs the forward kernels on flipped weights, see
-//     conv1d_backward_cuda.cpp): one thread per input element, gathering the outputs it fed;
-//   * grad_weight: a tiled reduction over (batch, positions) on CUDA cores, split across blocks into a
-//     float32 (float64) workspace and summed over the splits in a fixed order by a second kernel, so
-//     the result is bitwise the same on every run (no atomics), deterministic mode or not.
+// CUDA kernels of custom::conv1d_backward (grad_input runs on the forward kernels, see
+// conv1d_backward_cuda.cpp):
+//   * grad_weight: split across blocks into a float32 (float64) workspace and summed over the splits in
+//     a fixed order by a second kernel, so the result is bitwise the same on every run (no atomics),
+//     deterministic mode or not. Which kernel fills the workspace (launch_grad_weight):
+//       one input channel per group                          -> grad_weight_one_channel_kernel
+//       TF32 allowed / float16 / bfloat16, staged window fits -> grad_weight_tensorcore_kernel
+//       otherwise (strict float32, float64, long windows)    -> grad_weight_split_kernel (CUDA cores)
 
 #include "ops/conv1d/cuda/conv1d_cuda_launch.h"
+#include "ops/conv1d/cuda/conv1d_grad_weight_kernels.cuh"
 
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
@@ -18,42 +21,10 @@
 namespace custom_ops::conv1d::cuda {
 namespace {
 
-struct BackwardShape {
-  int64_t batch, in_channels, in_length, out_channels, out_length;
-  int64_t in_channels_per_group, out_channels_per_group, kernel_size, stride, dilation, pad_left;
-};
-
 BackwardShape backward_shape(const Geometry& g) {
   return {g.batch,          g.in_channels, g.in_length,      g.out_channels,
           g.out_length,     g.in_channels_per_group(), g.out_channels_per_group(),
           g.kernel_size,    g.stride,      g.dilation,       g.pad_left};
-}
-
-// grad_input[n, c, i] = sum over taps k with (i + pl - k*d) = l*s, 0 <= l < L_out, and the group's o
-// of W[o, c, k] * gy[n, o, l]. gy (N, O, L_out), w (O, C_g, K), grad_input (N, C, L): contiguous.
-template <typename scalar_t, typename acc_t>
-__global__ void grad_input_gather_kernel(const scalar_t* __restrict__ gy, const scalar_t* __restrict__ w,
-                                         scalar_t* __restrict__ grad_input, const BackwardShape s) {
-  const int64_t total = s.batch * s.in_channels * s.in_length;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t position = i % s.in_length, row = i / s.in_length;
-    const int64_t c = row % s.in_channels, n = row / s.in_channels;
-    const int64_t group = c / s.in_channels_per_group, cg = c % s.in_channels_per_group;
-    acc_t acc = 0;
-    for (int64_t k = 0; k < s.kernel_size; ++k) {
-      const int64_t t = position + s.pad_left - k * s.dilation;
-      if (t < 0) break;  // t only decreases with k
-      if (t % s.stride != 0) continue;
-      const int64_t l = t / s.stride;
-      if (l >= s.out_length) continue;
-      for (int64_t og = 0; og < s.out_channels_per_group; ++og) {
-        const int64_t o = group * s.out_channels_per_group + og;
-        acc += static_cast<acc_t>(w[(o * s.in_channels_per_group + cg) * s.kernel_size + k]) *
-               static_cast<acc_t>(gy[(n * s.out_channels + o) * s.out_length + l]);
-      }
-    }
-    grad_input[i] = static_cast<scalar_t>(acc);
-  }
 }
 
 // grad_weight as a GEMM per group: rows o (kTileO a block), columns j = (c, k) (kTileJ a block),
@@ -152,48 +123,121 @@ int grid_for(int64_t elements, int threads) {
 
 }  // namespace
 
-void launch_grad_input_gather(const at::Tensor& grad_output, const at::Tensor& weight, at::Tensor& grad_input,
-                              const Geometry& g) {
-  const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_input.scalar_type(), "custom::conv1d_backward (CUDA grad_input)", [&] {
-    using acc_t = at::opmath_type<scalar_t>;
-    grad_input_gather_kernel<scalar_t, acc_t><<<grid_for(grad_input.numel(), 256), 256, 0, stream>>>(
-        grad_output.const_data_ptr<scalar_t>(), weight.const_data_ptr<scalar_t>(),
-        grad_input.mutable_data_ptr<scalar_t>(), backward_shape(g));
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
-  });
+namespace {
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Splits of the reduction so that about `wanted` blocks run, each with at least `min_units` units.
+// The count depends only on the shape and the device, so the summation order (and the result) is fixed.
+int64_t choose_splits(int64_t base_blocks, int64_t units, int64_t min_units, int64_t wanted, int64_t max_splits) {
+  const int64_t by_blocks = ceil_div(wanted, base_blocks);
+  return std::clamp<int64_t>(std::min(by_blocks, std::max<int64_t>(1, units / min_units)), 1, max_splits);
 }
 
-void launch_grad_weight(const at::Tensor& grad_output, const at::Tensor& input, at::Tensor& grad_weight,
-                        const Geometry& g) {
-  const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
+template <typename scalar_t, typename acc_t>
+void sum_splits(const at::Tensor& workspace, at::Tensor& grad_weight, int64_t splits, cudaStream_t stream) {
+  const int64_t elements = grad_weight.numel();
+  sum_splits_kernel<scalar_t, acc_t><<<grid_for(elements, 256), 256, 0, stream>>>(
+      workspace.const_data_ptr<acc_t>(), grad_weight.mutable_data_ptr<scalar_t>(), elements, splits);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+template <typename scalar_t>
+void grad_weight_one_channel(const at::Tensor& gy, const at::Tensor& x, at::Tensor& grad_weight, const Geometry& g,
+                             int64_t sms, cudaStream_t stream) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const BackwardShape s = backward_shape(g);
+  const int64_t tap_groups = ceil_div(g.kernel_size, kOneChannelTaps);
+  const int64_t splits = choose_splits(g.out_channels * tap_groups, g.out_length, 2048, 4 * sms, 65535);
+  const int64_t positions_per_split = ceil_div(g.out_length, splits);
+  const at::ScalarType acc_type = std::is_same_v<acc_t, double> ? at::kDouble : at::kFloat;
+  at::Tensor workspace = at::empty({splits, grad_weight.numel()}, x.options().dtype(acc_type));
+  TORCH_CHECK(g.out_channels < (int64_t{1} << 31) && tap_groups < 65536, "custom::conv1d_backward: expected fewer than ",
+              "2^31 output channels and 2^19 taps, but got ", g.out_channels, " and ", g.kernel_size);
+  const dim3 grid(static_cast<unsigned>(g.out_channels), static_cast<unsigned>(splits), static_cast<unsigned>(tap_groups));
+  grad_weight_one_channel_kernel<scalar_t, acc_t><<<grid, kOneChannelThreads, 0, stream>>>(
+      gy.const_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(), workspace.mutable_data_ptr<acc_t>(), s,
+      positions_per_split);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  sum_splits<scalar_t, acc_t>(workspace, grad_weight, splits, stream);
+}
+
+// Returns false (nothing launched) where the staged window would not fit the shared memory we allow.
+template <typename scalar_t>
+bool grad_weight_tensorcore(const at::Tensor& gy, const at::Tensor& x, at::Tensor& grad_weight, const Geometry& g,
+                            int64_t sms, cudaStream_t stream) {
+  using T = GradWeightTensorCore;
+  constexpr int kPerWord = 4 / int(sizeof(scalar_t));
+  const int64_t window = (T::kChunk - 1) * g.stride + (T::kTaps - 1) * g.dilation + 1;
+  auto pitch = [&](int64_t elements) {  // words = 4 (mod 32): the 8 rows of a fragment load hit 32 banks
+    const int64_t words = ceil_div(elements, kPerWord);
+    return (words + ((4 - words % 32) + 32) % 32) * kPerWord;
+  };
+  GradWeightTensorCoreArgs a;
+  a.gy_pitch = static_cast<int>(pitch(T::kChunk));
+  const int64_t x_pitch = pitch(window);
+  const int64_t shared_bytes = (T::kTileO * a.gy_pitch + T::kTileC * x_pitch) * int64_t(sizeof(scalar_t));
+  const int64_t o_tiles = ceil_div(g.out_channels_per_group(), T::kTileO);
+  const int64_t c_tiles = ceil_div(g.in_channels_per_group(), T::kTileC);
+  if (window > T::kMaxWindow || g.groups * o_tiles >= 65536 || c_tiles >= (int64_t{1} << 31)) return false;
+  a.window = static_cast<int>(window);
+  a.x_pitch = static_cast<int>(x_pitch);
+  a.o_tiles = static_cast<int>(o_tiles);
+  a.tap_groups = static_cast<int>(ceil_div(g.kernel_size, T::kTaps));
+  a.chunks_per_row = ceil_div(g.out_length, T::kChunk);
+  a.total_chunks = g.batch * a.chunks_per_row;
+  const int64_t base_blocks = c_tiles * g.groups * o_tiles * a.tap_groups;
+  const int64_t splits_wanted = choose_splits(base_blocks, a.total_chunks, 4, 4 * sms, 65535 / a.tap_groups);
+  a.chunks_per_split = ceil_div(a.total_chunks, splits_wanted);
+  const int64_t splits = ceil_div(a.total_chunks, a.chunks_per_split);
+  at::Tensor workspace = at::empty({splits, grad_weight.numel()}, x.options().dtype(at::kFloat));
+  const auto kernel = grad_weight_tensorcore_kernel<scalar_t>;
+  resident_blocks_per_sm(reinterpret_cast<const void*>(kernel), T::kThreads, shared_bytes);  // opts in above 48 KB
+  const dim3 grid(static_cast<unsigned>(c_tiles), static_cast<unsigned>(g.groups * o_tiles),
+                  static_cast<unsigned>(splits * a.tap_groups));
+  kernel<<<grid, T::kThreads, shared_bytes, stream>>>(gy.const_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(),
+                                                      workspace.mutable_data_ptr<float>(), backward_shape(g), a);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  sum_splits<scalar_t, float>(workspace, grad_weight, splits, stream);
+  return true;
+}
+
+template <typename scalar_t>
+void grad_weight_cuda_cores(const at::Tensor& gy, const at::Tensor& x, at::Tensor& grad_weight, const Geometry& g,
+                            int64_t sms, cudaStream_t stream) {
+  using acc_t = at::opmath_type<scalar_t>;
   const BackwardShape s = backward_shape(g);
   const int64_t columns = s.in_channels_per_group * s.kernel_size;
-  const int o_tiles = static_cast<int>((s.out_channels_per_group + kTileO - 1) / kTileO);
-  const int64_t j_tiles = (columns + kTileJ - 1) / kTileJ;
-  const int64_t tiles = g.groups * o_tiles * j_tiles;
+  const int o_tiles = static_cast<int>(ceil_div(s.out_channels_per_group, kTileO));
+  const int64_t j_tiles = ceil_div(columns, kTileJ);
   TORCH_CHECK(j_tiles < (int64_t{1} << 31) && g.groups * o_tiles < 65536, "custom::conv1d_backward: expected fewer than ",
               "65536 (groups x 64-channel tiles), but got ", g.groups * o_tiles);
-  // Splits of the reduction: enough blocks for ~4 per SM, each at least 8 chunks long. The count
-  // depends only on the shape and the device, so the summation order (and the result) is fixed.
-  const int64_t chunks = (s.batch * s.out_length + kChunk - 1) / kChunk;
-  const int64_t wanted_blocks = int64_t(at::cuda::getCurrentDeviceProperties()->multiProcessorCount) * 4;
-  const int64_t splits = std::clamp<int64_t>((wanted_blocks + tiles - 1) / tiles, 1,
-                                             std::min<int64_t>(65535, std::max<int64_t>(1, chunks / 8)));
-  const int64_t chunks_per_split = (chunks + splits - 1) / splits;
+  const int64_t chunks = ceil_div(s.batch * s.out_length, kChunk);
+  const int64_t splits = choose_splits(g.groups * o_tiles * j_tiles, chunks, 8, 4 * sms, 65535);
+  const int64_t chunks_per_split = ceil_div(chunks, splits);
+  const at::ScalarType acc_type = std::is_same_v<acc_t, double> ? at::kDouble : at::kFloat;
+  at::Tensor workspace = at::empty({splits, grad_weight.numel()}, x.options().dtype(acc_type));
+  const dim3 grid(static_cast<unsigned>(j_tiles), static_cast<unsigned>(g.groups * o_tiles), static_cast<unsigned>(splits));
+  grad_weight_split_kernel<scalar_t, acc_t><<<grid, kThreads, 0, stream>>>(
+      gy.const_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(), workspace.mutable_data_ptr<acc_t>(), s,
+      chunks_per_split, o_tiles);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  sum_splits<scalar_t, acc_t>(workspace, grad_weight, splits, stream);
+}
+
+}  // namespace
+
+void launch_grad_weight(const at::Tensor& grad_output, const at::Tensor& input, at::Tensor& grad_weight,
+                        const Geometry& g, bool allow_tf32) {
+  const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
+  const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "custom::conv1d_backward (CUDA grad_weight)", [&] {
-    using acc_t = at::opmath_type<scalar_t>;
-    const at::ScalarType acc_type = std::is_same_v<acc_t, double> ? at::kDouble : at::kFloat;
-    at::Tensor workspace = at::empty({splits, g.out_channels * columns}, input.options().dtype(acc_type));
-    const dim3 grid(static_cast<unsigned>(j_tiles), static_cast<unsigned>(g.groups * o_tiles), static_cast<unsigned>(splits));
-    grad_weight_split_kernel<scalar_t, acc_t><<<grid, kThreads, 0, stream>>>(
-        grad_output.const_data_ptr<scalar_t>(), input.const_data_ptr<scalar_t>(), workspace.mutable_data_ptr<acc_t>(),
-        s, chunks_per_split, o_tiles);
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
-    const int64_t elements = g.out_channels * columns;
-    sum_splits_kernel<scalar_t, acc_t><<<grid_for(elements, 256), 256, 0, stream>>>(
-        workspace.const_data_ptr<acc_t>(), grad_weight.mutable_data_ptr<scalar_t>(), elements, splits);
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    if (g.in_channels_per_group() == 1) return grad_weight_one_channel<scalar_t>(grad_output, input, grad_weight, g, sms, stream);
+    if constexpr (!std::is_same_v<scalar_t, double>) {
+      const bool tensor_cores = !std::is_same_v<scalar_t, float> || allow_tf32;
+      if (tensor_cores && grad_weight_tensorcore<scalar_t>(grad_output, input, grad_weight, g, sms, stream)) return;
+    }
+    grad_weight_cuda_cores<scalar_t>(grad_output, input, grad_weight, g, sms, stream);
   });
 }
 

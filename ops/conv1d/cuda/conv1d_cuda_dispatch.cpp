@@ -37,7 +37,8 @@ bool fits_window(const Geometry& g, int64_t tile_l, int64_t window, int64_t elem
 //       otherwise, window <= 48 KB                                                 -> depthwise
 //   float32/float16/bfloat16, the tile's input window ((tile - 1) * stride + (K - 1) * dilation + 1,
 //   plus alignment) within the configuration's window, and
-//       stride 1, out channels per group > 32, window <= 192                        -> tensorcore_large
+//       stride 1, out channels per group > 64, window <= 192                        -> tensorcore_large
+//       stride 1, out channels per group 33..64, window <= 192                     -> tensorcore_medium
 //       stride 1, window <= 320                                                    -> tensorcore_small
 //       out channels per group > 32, window <= 320 (strides, long halos)           -> tensorcore_wide_window
 //     (float32: TF32 when aten's convolution TF32 flag allows it, else 3xTF32, full float32 accuracy)
@@ -62,7 +63,7 @@ KernelChoice select_kernel(const Geometry& g, c10::ScalarType dtype, bool allow_
     const bool unit_stride = g.stride == 1;
     if (unit_stride && O_g > 32 &&
         fits_window(g, TensorCoreLimits::kLargeTileL, TensorCoreLimits::kLargeWindow, element_size)) {
-      return KernelChoice::kTensorCoreLarge;
+      return O_g > 64 ? KernelChoice::kTensorCoreLarge : KernelChoice::kTensorCoreMedium;
     }
     if (unit_stride && fits_window(g, TensorCoreLimits::kSmallTileL, TensorCoreLimits::kSmallWindow, element_size)) {
       return KernelChoice::kTensorCoreSmall;
@@ -87,6 +88,7 @@ std::string kernel_name(KernelChoice choice, c10::ScalarType dtype, bool allow_t
   };
   switch (choice) {
     case KernelChoice::kTensorCoreLarge: return "tensorcore_large" + precision();
+    case KernelChoice::kTensorCoreMedium: return "tensorcore_medium" + precision();
     case KernelChoice::kTensorCoreSmall: return "tensorcore_small" + precision();
     case KernelChoice::kTensorCoreWideWindow: return "tensorcore_wide_window" + precision();
     case KernelChoice::kDepthwiseSliding: return "depthwise_sliding";

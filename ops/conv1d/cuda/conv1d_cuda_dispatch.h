@@ -12,6 +12,7 @@ namespace custom_ops::conv1d::cuda {
 
 enum class KernelChoice {
   kTensorCoreLarge,  // mma.sync implicit GEMM, 128 channels x 128 positions per block (64 x 128 for 3xTF32)
+  kTensorCoreMedium,  // mma.sync implicit GEMM, 64 channels x 128 positions per block
   kTensorCoreSmall,  // mma.sync implicit GEMM, 32 channels x 256 positions per block
   kTensorCoreWideWindow,  // mma.sync, 128 channels x 64 positions, 320-position window: strides, long halos
   kDepthwiseSliding,  // one input channel per group, stride 1, dilation 1, K <= 4: registers slide over the window

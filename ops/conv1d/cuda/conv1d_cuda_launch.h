@@ -16,12 +16,10 @@ void launch_depthwise(KernelChoice choice, const at::Tensor& input, const at::Te
 void launch_direct(KernelChoice choice, const at::Tensor& input, const at::Tensor& weight, const at::Tensor& bias,
                    at::Tensor& out, const Geometry& g);
 
-// custom::conv1d_backward (conv1d_cuda_backward.cu). Contiguous tensors; grad_input (N, C, L) for any
-// stride; grad_weight (O, C_g, K) reduced deterministically (fixed split order, no atomics).
-void launch_grad_input_gather(const at::Tensor& grad_output, const at::Tensor& weight, at::Tensor& grad_input,
-                              const Geometry& g);
+// custom::conv1d_backward's grad_weight (conv1d_cuda_backward.cu): contiguous tensors; (O, C_g, K) reduced
+// deterministically (fixed split order, no atomics); tensor cores where allow_tf32 / 16-bit allows.
 void launch_grad_weight(const at::Tensor& grad_output, const at::Tensor& input, at::Tensor& grad_weight,
-                        const Geometry& g);
+                        const Geometry& g, bool allow_tf32);
 
 // True when every (n, c) row of the (N, C, L) input is contiguous and starts on a 16-byte boundary, so
 // the kernels may read it with 16-byte vector loads.

@@ -19,6 +19,9 @@ namespace custom_ops::conv1d::cuda {
 // tile is half as tall, and two blocks per SM measured faster for it despite small spills.
 using TensorCoreLarge = TensorCoreConfig<2, 4, 4, 4, 16, TensorCoreLimits::kLargeWindow, 1>;       // 128 x 128
 using TensorCoreLargeSplit = TensorCoreConfig<2, 4, 2, 4, 16, TensorCoreLimits::kLargeWindow, 2>;  // 64 x 128
+// 33-64 output channels a group (and grad_input of the headline's backward): half the large tile's
+// channels, so no mma works on padding rows; 3xTF32 uses the large split tile, already 64 rows.
+using TensorCoreMedium = TensorCoreConfig<1, 8, 4, 2, 16, TensorCoreLimits::kLargeWindow, 1>;      // 64 x 128
 using TensorCoreSmall = TensorCoreConfig<1, 8, 2, 4, 16, TensorCoreLimits::kSmallWindow, 2>;       // 32 x 256
 // Strides > 1 and long halos: a quarter of the large tile's positions in a window of 320.
 using TensorCoreWideWindow = TensorCoreConfig<2, 4, 4, 2, 16, TensorCoreLimits::kWideWindow, 1>;       // 128 x 64
@@ -26,6 +29,7 @@ using TensorCoreWideWindowSplit = TensorCoreConfig<2, 4, 2, 2, 16, TensorCoreLim
 static_assert(TensorCoreLarge::kTileL == TensorCoreLimits::kLargeTileL, "dispatch table and kernel agree");
 static_assert(TensorCoreLargeSplit::kTileL == TensorCoreLimits::kLargeTileL, "dispatch table and kernel agree");
 static_assert(TensorCoreSmall::kTileL == TensorCoreLimits::kSmallTileL, "dispatch table and kernel agree");
+static_assert(TensorCoreMedium::kTileL == TensorCoreLimits::kLargeTileL, "dispatch table and kernel agree");
 static_assert(TensorCoreWideWindow::kTileL == TensorCoreLimits::kWideWindowTileL &&
                   TensorCoreWideWindowSplit::kTileL == TensorCoreLimits::kWideWindowTileL,
               "dispatch table and kernel agree");
@@ -125,6 +129,8 @@ void launch_tensorcore(KernelChoice choice, const at::Tensor& input, const at::T
   switch (choice) {
     case KernelChoice::kTensorCoreLarge:
       return launch_config<TensorCoreLarge, TensorCoreLargeSplit>(input, weight, bias, out, g, allow_tf32);
+    case KernelChoice::kTensorCoreMedium:
+      return launch_config<TensorCoreMedium, TensorCoreLargeSplit>(input, weight, bias, out, g, allow_tf32);
     case KernelChoice::kTensorCoreSmall:
       return launch_config<TensorCoreSmall, TensorCoreSmall>(input, weight, bias, out, g, allow_tf32);
     case KernelChoice::kTensorCoreWideWindow:
