@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU check, for the GPU machine (device tool), in one call:
 #   build against the machine's own torch -> every test (C++ and Python, CUDA included) ->
-#   compute-sanitizer (memcheck, racecheck) over the CUDA C++ tests -> benchmark -> summary table last.
+#   compute-sanitizer (memcheck, racecheck, initcheck, synccheck) over the CUDA C++ tests -> benchmarks
+#   (forward, backward) -> summary table last. The Python tests include the 20,000-case CUDA fuzz.
 # Logs go to $OUT (default: build-gpu/logs). GoogleTest sources come from .deps/googletest (carry it:
 # the GPU machine has none; copy Debian's /usr/src/googletest there).
 #   run: scripts/gpu-check.sh [--no-bench]
@@ -34,7 +35,11 @@ if step "build (nvcc, sm_$TORCH_CUDA_ARCH_LIST)" build.log scripts/build.sh; the
     compute-sanitizer --tool memcheck --error-exitcode 1 "$tests" --gtest_filter="$cuda_filter"
   step "compute-sanitizer racecheck" racecheck.log \
     compute-sanitizer --tool racecheck --error-exitcode 1 "$tests" --gtest_filter="$cuda_filter"
-  grep -h "ERROR SUMMARY\|RACECHECK SUMMARY" "$OUT/memcheck.log" "$OUT/racecheck.log" || true
+  step "compute-sanitizer initcheck" initcheck.log \
+    compute-sanitizer --tool initcheck --error-exitcode 1 "$tests" --gtest_filter="$cuda_filter"
+  step "compute-sanitizer synccheck" synccheck.log \
+    compute-sanitizer --tool synccheck --error-exitcode 1 "$tests" --gtest_filter="$cuda_filter"
+  grep -h "ERROR SUMMARY\|RACECHECK SUMMARY" "$OUT"/{memcheck,racecheck,initcheck,synccheck}.log || true
   cuobjdump --dump-resource-usage "$CUSTOM_OPS_LIBRARY" 2>/dev/null | grep -E "Function|REG" >"$OUT/resource-usage.txt"
   # SASS per kernel: tensor-core instructions (HMMA) and local-memory traffic (LDL/STL: spills).
   cuobjdump -sass "$CUSTOM_OPS_LIBRARY" 2>/dev/null | awk '

@@ -13,5 +13,7 @@ echo "== C++ tests (GoogleTest via ctest)"
 ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$(nproc)"
 echo "== CPU-only build (no CUDA toolkit visible) and its C++ tests"
 scripts/check-cpu-only.sh
+echo "== AddressSanitizer + UndefinedBehaviorSanitizer build (CPU kernels) and its C++ tests"
+scripts/check-sanitizers.sh
 echo "== Python tests (pytest)"
 "$PYTHON" -m pytest -q -p no:cacheprovider ${PYTEST_ARGS:-}

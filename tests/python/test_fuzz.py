@@ -1,0 +1,30 @@
+"""Differential fuzzing (conv1d_fuzz.py): seeded random cases over every parameter against F.conv1d in
+float64. CPU: 3,000 cases (at least 2,000 within the time bound); CUDA: 20,000 cases. A failure prints
+a one-line reproducer."""
+import warnings
+
+import pytest
+import torch
+
+import conv1d_fuzz
+
+HAS_CUDA = torch.cuda.is_available()
+
+
+def run(device, cases, seed, seconds, minimum):
+    messages = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # aten's reference warns about "same" padding copies
+        run_count, failures = conv1d_fuzz.fuzz(device, cases, seed, seconds, log=messages.append)
+    print(f"fuzz: {run_count} cases on {device}, {len(failures)} failures")
+    assert not failures, "\n".join(messages[:20])
+    assert run_count >= minimum, f"only {run_count} cases ran within {seconds} s"
+
+
+def test_fuzz_cpu():
+    run("cpu", cases=3000, seed=0, seconds=240, minimum=2000)
+
+
+@pytest.mark.skipif(not HAS_CUDA, reason="no CUDA GPU present")
+def test_fuzz_cuda():
+    run("cuda", cases=20000, seed=1, seconds=None, minimum=20000)
