@@ -17,6 +17,9 @@ echo "== 1. Python: custom::conv1d vs F.conv1d, and nn.Conv1d swapped in a model
 "$PYTHON" examples/python_demo.py
 echo "== 2. Python: training with custom::conv1d (gradients, autocast on a GPU)"
 "$PYTHON" examples/train_demo.py
+echo "== 2b. Python: DDP training over 2 CPU processes (gloo), checked against single-process training"
+OMP_NUM_THREADS=1 "$PYTHON" -m torch.distributed.run --standalone --nproc_per_node=2 examples/ddp_train.py --backend gloo \
+  2>&1 | grep -E "rank 0|DDP"
 echo "== 3. Export: TorchScript archives (scripted and traced)"
 "$PYTHON" examples/export_models.py "$demo"
 echo "== 4. C++ inference and training on the installed package (linked with -Wl,--as-needed)"

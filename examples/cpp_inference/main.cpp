@@ -1,5 +1,6 @@
 // Loads a TorchScript model that calls custom::conv1d, saved from Python, and runs it with libtorch
-// alone (no Python). Usage: conv1d_inference MODEL.pt SAMPLE.pt
+// alone (no Python). Usage: conv1d_inference MODEL.pt SAMPLE.pt [DEVICE]
+// (DEVICE, e.g. cuda:1: run there only; default: the CPU, and the current GPU where there is one)
 //
 // It never calls the plugin's API: linking CustomOps::custom_ops is enough for torch::jit::load to
 // find custom::conv1d.
@@ -10,8 +11,8 @@
 #include <iostream>
 
 int main(int argc, char** argv) {
-  if (argc != 3) {
-    std::cerr << "usage: " << argv[0] << " MODEL.pt SAMPLE.pt\n";
+  if (argc != 3 && argc != 4) {
+    std::cerr << "usage: " << argv[0] << " MODEL.pt SAMPLE.pt [DEVICE]\n";
     return 2;
   }
   try {
@@ -21,6 +22,7 @@ int main(int argc, char** argv) {
 
     std::vector<torch::Device> devices = {torch::kCPU};
     if (torch::cuda::is_available()) devices.emplace_back(torch::kCUDA);
+    if (argc == 4) devices = {torch::Device(argv[3])};
     bool ok = true;
     for (const auto& device : devices) {
       torch::jit::Module model = torch::jit::load(argv[1], device);

@@ -1,0 +1,93 @@
+"""Distributed training and device placement.
+
+* DDP with the gloo backend on CPU processes (examples/ddp_train.py under torchrun): the trained
+  parameters match single-process training on the combined batch. Runs everywhere (CI included).
+* Device placement on a second GPU and DDP over NCCL: need two GPUs (scripts/multi-gpu-check.sh).
+"""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import relative_max_error
+
+REPO = Path(__file__).resolve().parents[2]
+TWO_GPUS = torch.cuda.is_available() and torch.cuda.device_count() >= 2
+needs_two_gpus = pytest.mark.skipif(not TWO_GPUS, reason="needs two CUDA GPUs")
+
+
+def torchrun(backend, nproc=2):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+           str(REPO / "examples" / "ddp_train.py"), "--backend", backend]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, f"{cmd} failed:\n{result.stdout}\n{result.stderr}"
+    assert "DDP: OK" in result.stdout, result.stdout
+    return result.stdout
+
+
+def test_ddp_gloo_on_cpu_processes_matches_single_process():
+    torchrun("gloo")
+
+
+@needs_two_gpus
+def test_ddp_nccl_on_two_gpus_matches_single_process():
+    torchrun("nccl")
+
+
+@needs_two_gpus
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
+def test_inputs_on_second_gpu_compute_there(dtype):
+    torch.cuda.set_device(0)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 16, 500, generator=gen, dtype=torch.float64)
+    w = torch.randn(32, 16, 3, generator=gen, dtype=torch.float64)
+    b = torch.randn(32, generator=gen, dtype=torch.float64)
+    xd, wd, bd = (t.to("cuda:1", dtype).requires_grad_() for t in (x, w, b))
+    stream = torch.cuda.Stream(device="cuda:1")  # the op must use cuda:1's current stream
+    with torch.cuda.stream(stream):
+        y = torch.ops.custom.conv1d(xd, wd, bd, [1], [1], [1], 1)
+        grads = torch.autograd.grad(y, [xd, wd, bd], torch.ones_like(y))
+    stream.synchronize()
+    assert torch.cuda.current_device() == 0
+    assert y.device == torch.device("cuda:1") and all(g.device == torch.device("cuda:1") for g in grads)
+    tol = {torch.float32: 5e-3, torch.bfloat16: 1e-2, torch.float64: 1e-12}[dtype]
+    assert relative_max_error(y, F.conv1d(x, w, b, 1, 1)) <= tol
+
+
+@needs_two_gpus
+def test_mixing_devices_raises_a_clear_error():
+    x = torch.randn(2, 4, 50, device="cuda:0")
+    w = torch.randn(8, 4, 3, device="cuda:1")
+    with pytest.raises(RuntimeError, match="expected 'weight' on the device of 'input'"):
+        torch.ops.custom.conv1d(x, w, None, [1], [0], [1], 1)
+    with pytest.raises(RuntimeError, match="expected 'bias' on the device of 'input'"):
+        torch.ops.custom.conv1d(x, w.to("cuda:0"), torch.randn(8, device="cuda:1"), [1], [0], [1], 1)
+
+
+@needs_two_gpus
+def test_scripted_model_moved_to_second_gpu_runs_there_in_cpp(tmp_path):
+    """A scripted model saved from Python, loaded by the C++ program with --device cuda:1."""
+    import custom_ops
+    model = torch.jit.script(custom_ops.swap_conv1d(torch.nn.Sequential(torch.nn.Conv1d(4, 8, 3, padding=1))))
+    x = torch.randn(2, 4, 40)
+
+    class Sample(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.input = x
+            self.expected = model(x).detach()
+
+    model.to("cuda:1").save(str(tmp_path / "model.pt"))
+    torch.jit.script(Sample()).save(str(tmp_path / "sample.pt"))
+    binary = Path(os.environ.get("CUSTOM_OPS_CPP_INFERENCE", REPO / "build" / "demo" / "cpp_inference" / "conv1d_inference"))
+    if not binary.is_file():
+        pytest.skip(f"{binary} not built (scripts/demo.sh builds it)")
+    out = subprocess.run([str(binary), str(tmp_path / "model.pt"), str(tmp_path / "sample.pt"), "cuda:1"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "[cuda:1]" in out.stdout and "C++ inference: OK" in out.stdout
