@@ -40,3 +40,12 @@ def relative_max_error(out: torch.Tensor, ref: torch.Tensor) -> float:
 
 # max |out - ref| / max |ref| per dtype (float32 with TF32 off).
 TOLERANCE = {torch.float64: 1e-12, torch.float32: 2e-6, torch.float16: 2e-3, torch.bfloat16: 1e-2}
+
+
+# Counts that the reliability tests report (e.g. fuzz cases), printed at the end of the run.
+SUMMARY_LINES = []
+
+
+def pytest_terminal_summary(terminalreporter):
+    for line in SUMMARY_LINES:
+        terminalreporter.write_line(line)

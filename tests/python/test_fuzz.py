@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import conv1d_fuzz
+from conftest import SUMMARY_LINES
 
 HAS_CUDA = torch.cuda.is_available()
 
@@ -16,7 +17,7 @@ def run(device, cases, seed, seconds, minimum):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # aten's reference warns about "same" padding copies
         run_count, failures = conv1d_fuzz.fuzz(device, cases, seed, seconds, log=messages.append)
-    print(f"fuzz: {run_count} cases on {device}, {len(failures)} failures")
+    SUMMARY_LINES.append(f"fuzz: {run_count} cases on {device} (seed {seed}), {len(failures)} failures")
     assert not failures, "\n".join(messages[:20])
     assert run_count >= minimum, f"only {run_count} cases ran within {seconds} s"
 
