@@ -71,6 +71,11 @@ def main():
               f"difference from single-process training on the combined batch: {worst:.2e}")
         ok.fill_(1.0 if worst < 1e-9 else 0.0)
     dist.broadcast(ok, 0)
+    # Orderly shutdown: DDP's reducer goes before its process group, and no rank leaves while another
+    # still uses the group (a rank exiting early aborted in gloo's teardown: "terminate called
+    # without an active exception").
+    del ddp
+    dist.barrier()
     dist.destroy_process_group()
     if rank == 0:
         print("DDP: OK" if ok.item() == 1.0 else "DDP: MISMATCH")
