@@ -3,6 +3,8 @@
 References are aten's conv1d through autograd, in float64 on the CPU. Inputs are random, gradients
 come from random upstream gradients (not ones), and the CUDA checks run the fast kernels in every dtype.
 """
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -175,7 +177,7 @@ def test_scripted_module_trains_like_nn_conv1d(device):
     torch.manual_seed(7)
     ref = torch.nn.Sequential(torch.nn.Conv1d(4, 8, 3, padding=1), torch.nn.ReLU(),
                               torch.nn.Conv1d(8, 2, 5, padding="same", dilation=2)).double().to(device)
-    ours = torch.jit.script(custom_ops.swap_conv1d(__import__("copy").deepcopy(ref)))
+    ours = torch.jit.script(custom_ops.swap_conv1d(copy.deepcopy(ref)))
     x = torch.randn(3, 4, 40, dtype=torch.float64, device=device)
     target = torch.randn(3, 2, 40, dtype=torch.float64, device=device)
     for model in (ref, ours):
