@@ -57,7 +57,7 @@ echo
 cat "$OUT/gpu.txt"
 [ -f "$OUT/bench.md" ] && cat "$OUT/bench.md" && echo
 [ -f "$OUT/bench-backward.md" ] && cat "$OUT/bench-backward.md" && echo
-grep -h "^fuzz:" "$OUT/pytest.log" 2>/dev/null
+grep -h "^fuzz" "$OUT/pytest.log" 2>/dev/null
 echo "| step | result | time | last line of its log |"
 echo "|---|---|---|---|"
 printf '%s\n' "${summary[@]}"

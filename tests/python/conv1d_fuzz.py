@@ -4,9 +4,11 @@ A seeded generator draws every parameter (batch 0..512, channels with primes and
 depthwise, K 1..64, stride 1..8, dilation 1..16, integer and "same"/"valid" padding, lengths from the
 smallest legal one to 10^6, bias or not, non-contiguous and unbatched inputs, all four dtypes, TF32
 on and off), keeping each case's work bounded. Each case is compared with F.conv1d on the same values
-in float64; a failure prints a one-line reproducer.
+in float64; a failure prints a one-line reproducer. With --backward the cases also compare the
+gradients (input, weight, bias) with aten's float64 autograd, for float64, float32 (TF32 on and off)
+and bfloat16.
 
-    python tests/python/conv1d_fuzz.py --device cuda --cases 20000 [--seed 0] [--seconds 600]
+    python tests/python/conv1d_fuzz.py --device cuda --cases 20000 [--seed 0] [--seconds 600] [--backward]
     python tests/python/conv1d_fuzz.py --repro '<the line a failure printed>'
 """
 import argparse
@@ -25,6 +27,9 @@ import custom_ops  # noqa: E402
 
 # max |out - ref| / max |ref| per dtype; float32 under TF32 is checked at TF32's precision.
 TOLERANCE = {"float64": 1e-10, "float32": 1e-5, "float32-tf32": 5e-3, "float16": 2e-3, "bfloat16": 1e-2}
+# Gradients: reductions over batch x positions; half types get 4x their output tolerance (as in
+# test_autograd.py), the others the same.
+GRAD_TOLERANCE = {"float64": 1e-10, "float32": 1e-5, "float32-tf32": 5e-3, "bfloat16": 4e-2}
 PRIMES = [2, 3, 5, 7, 11, 13, 17, 31, 37, 61, 97, 127]
 MAX_ELEMENTS = 1 << 21   # input and output elements of a case (at most)
 MAX_MACS = 1 << 26       # multiply-adds of a case (at most)
@@ -34,7 +39,7 @@ def log_uniform(rng, low, high):
     return int(round(math.exp(rng.uniform(math.log(low), math.log(high)))))
 
 
-def draw(rng, device):
+def draw(rng, device, backward=False):
     """One case as a JSON-able dict."""
     while True:
         groups = rng.choice([1, 1, 1, 2, 3, 4, "depthwise"])
@@ -66,13 +71,17 @@ def draw(rng, device):
         l_out = (length + pad_total - span) // stride + 1
         elements = n * (c * length + o * l_out)
         macs = n * o * l_out * (c // groups) * k
-        if elements <= MAX_ELEMENTS and macs <= MAX_MACS and l_out >= 1:
+        limit = MAX_MACS // 4 if backward else MAX_MACS  # the backward is three convolutions' work
+        if elements <= MAX_ELEMENTS and macs <= limit and l_out >= 1:
             break
     dtype = rng.choice(["float32", "float32", "float64", "float16", "bfloat16"])
+    if backward:
+        dtype = rng.choice(["float64", "float32", "bfloat16"])
     return dict(device=device, n=n, c=c, o=o, k=k, length=length, stride=stride, padding=padding, dilation=dilation,
                 groups=groups, bias=rng.random() < 0.5, layout=rng.choice(["contiguous", "contiguous", "transposed",
                                                                            "sliced", "offset"]),
-                unbatched=unbatched, dtype=dtype, tf32=rng.random() < 0.5, seed=rng.randrange(1 << 30))
+                unbatched=unbatched, dtype=dtype, tf32=rng.random() < 0.5, seed=rng.randrange(1 << 30),
+                backward=backward)
 
 
 def make_input(case, gen, dtype, device):
@@ -95,7 +104,8 @@ def make_input(case, gen, dtype, device):
 
 
 def run_case(case):
-    """Returns (relative error, tolerance); raises on an unexpected exception."""
+    """Returns [(what, relative error, tolerance)] (the output, and the gradients with --backward);
+    raises on an unexpected exception."""
     dtype = getattr(torch, case["dtype"])
     device = case["device"]
     gen = torch.Generator().manual_seed(case["seed"])
@@ -107,6 +117,12 @@ def run_case(case):
     b64 = None if b is None else b.double().cpu()
     args = ([case["stride"]], case["padding"] if isinstance(case["padding"], str) else [case["padding"]],
             [case["dilation"]], case["groups"])
+    backward = case.get("backward", False)
+    if backward:
+        x, w = x.detach().requires_grad_(), w.requires_grad_()
+        b = None if b is None else b.requires_grad_()
+        x64, w64 = x64.requires_grad_(), w64.requires_grad_()
+        b64 = None if b64 is None else b64.requires_grad_()
     previous = torch.backends.cudnn.allow_tf32
     torch.backends.cudnn.allow_tf32 = case["tf32"]
     try:
@@ -114,35 +130,63 @@ def run_case(case):
             out = torch.ops.custom.conv1d.padding(x, w, b, *args)
         else:
             out = torch.ops.custom.conv1d(x, w, b, *args)
+        ref = F.conv1d(x64, w64, b64, case["stride"], case["padding"], case["dilation"], case["groups"])
+        if backward:
+            gy = torch.randn(ref.shape, generator=gen, dtype=torch.float64).to(device, dtype)
+            gy64 = gy.double().cpu()  # the reference sees the same rounded upstream gradient
+            inputs = [t for t in (x, w, b) if t is not None]
+            grads = torch.autograd.grad(out, inputs, gy, allow_unused=True)
     finally:
         torch.backends.cudnn.allow_tf32 = previous
-    ref = F.conv1d(x64, w64, b64, case["stride"], case["padding"], case["dilation"], case["groups"])
     assert out.shape == ref.shape, f"shape {tuple(out.shape)} != {tuple(ref.shape)}"
     assert out.dtype == dtype and out.device.type == torch.device(device).type
-    key = case["dtype"] + ("-tf32" if case["dtype"] == "float32" and case["tf32"] and device == "cuda" else "")
+    tf32 = case["dtype"] == "float32" and case["tf32"] and device == "cuda"
+    key = case["dtype"] + ("-tf32" if tf32 else "")
+    checks = [("output", relative_error(out, ref), TOLERANCE[key])]
+    if backward:
+        inputs64 = [t for t in (x64, w64, b64) if t is not None]
+        ref_grads = torch.autograd.grad(ref, inputs64, gy64, allow_unused=True)
+        # Gradients are long sums that can cancel (a bias gradient over 10^5 positions may be near 0),
+        # so their error is measured against the sum of the absolute values of their terms, the
+        # scale summation error is bounded by: the same gradients of |x|, |w| under |gy|.
+        abs_inputs = [t.detach().abs().requires_grad_() for t in inputs64]
+        abs_out = F.conv1d(abs_inputs[0], abs_inputs[1], abs_inputs[2] if b64 is not None else None,
+                           case["stride"], case["padding"], case["dilation"], case["groups"])
+        scales = torch.autograd.grad(abs_out, abs_inputs, gy64.abs(), allow_unused=True)
+        for name, g, r, scale in zip(("grad_input", "grad_weight", "grad_bias"), grads, ref_grads, scales):
+            if r is not None:
+                got = g if g is not None else torch.zeros_like(r)
+                checks.append((name, relative_error(got, r, scale), GRAD_TOLERANCE[key]))
+    return checks
+
+
+def relative_error(out, ref, scale=None):
+    """max |out - ref| / max |scale| (scale: ref by default; 0 for empty tensors, inf where out has NaN)."""
     if ref.numel() == 0:
-        return 0.0, TOLERANCE[key]
-    diff = (out.double().cpu() - ref).abs()
-    err = float("inf") if torch.isnan(diff).any() else (diff.max() / ref.abs().max().clamp_min(1e-30)).item()
-    return err, TOLERANCE[key]
+        return 0.0
+    diff = (out.detach().double().cpu() - ref.detach()).abs()
+    if torch.isnan(diff).any():
+        return float("inf")
+    scale = ref if scale is None else scale
+    return (diff.max() / scale.detach().abs().max().clamp_min(1e-30)).item()
 
 
 def repro_line(case):
     return "python tests/python/conv1d_fuzz.py --repro '" + json.dumps(case, sort_keys=True) + "'"
 
 
-def fuzz(device, cases, seed, seconds=None, log=print):
+def fuzz(device, cases, seed, seconds=None, log=print, backward=False):
     """Runs up to `cases` cases (fewer if `seconds` run out). Returns (run, failures)."""
     rng = random.Random(seed)
     start, run, failures = time.monotonic(), 0, []
     for _ in range(cases):
         if seconds is not None and time.monotonic() - start > seconds:
             break
-        case = draw(rng, device)
+        case = draw(rng, device, backward)
         try:
-            err, tol = run_case(case)
-            ok = err <= tol
-            detail = f"relative error {err:.2e} > {tol:.0e}"
+            bad = [(what, err, tol) for what, err, tol in run_case(case) if not err <= tol]
+            ok = not bad
+            detail = ", ".join(f"{what}: relative error {err:.2e} > {tol:.0e}" for what, err, tol in bad)
         except Exception as e:  # noqa: BLE001 (any exception on a legal case is a failure)
             ok, detail = False, f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
         run += 1
@@ -159,14 +203,16 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--seconds", type=float)
     parser.add_argument("--repro", help="one case, as a failure printed it")
+    parser.add_argument("--backward", action="store_true", help="also compare the gradients")
     args = parser.parse_args()
     custom_ops.load_library()
     if args.repro:
-        err, tol = run_case(json.loads(args.repro))
-        print(f"relative error {err:.3e} (tolerance {tol:.0e}): {'ok' if err <= tol else 'FAIL'}")
-        sys.exit(0 if err <= tol else 1)
+        checks = run_case(json.loads(args.repro))
+        for what, err, tol in checks:
+            print(f"{what}: relative error {err:.3e} (tolerance {tol:.0e}): {'ok' if err <= tol else 'FAIL'}")
+        sys.exit(0 if all(err <= tol for _, err, tol in checks) else 1)
     t0 = time.monotonic()
-    run, failures = fuzz(args.device, args.cases, args.seed, args.seconds)
+    run, failures = fuzz(args.device, args.cases, args.seed, args.seconds, backward=args.backward)
     print(f"fuzz: {run} cases on {args.device} (seed {args.seed}) in {time.monotonic() - t0:.0f} s, "
           f"{len(failures)} failures")
     sys.exit(1 if failures else 0)

@@ -56,7 +56,11 @@ __global__ void __launch_bounds__(kThreads)
     column_channel[threadIdx.x] = j < columns ? int64_t(group) * s.in_channels_per_group + c : -1;
     column_offset[threadIdx.x] = k * s.dilation - s.pad_left;
   }
-  acc_t acc[4][4] = {};
+  // Blocked summation: each 16 chunks (256 positions) summed apart, then added to acc, so the running
+  // sum does not drift over long reductions (as in the CPU backward).
+  constexpr int kChunksPerBlock = 16;
+  acc_t acc[4][4] = {}, part[4][4] = {};
+  int chunk_in_block = 0;
   for (int64_t r0 = r_begin; r0 < r_end; r0 += kChunk) {
     __syncthreads();  // the previous chunk's tiles (and, first time, the column tables) are settled
     if (threadIdx.x < kChunk) {
@@ -90,7 +94,14 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
       for (int i = 0; i < 4; ++i)
 #pragma unroll
-        for (int j = 0; j < 4; ++j) acc[i][j] += a[i] * b[j];
+        for (int j = 0; j < 4; ++j) part[i][j] += a[i] * b[j];
+    }
+    if (++chunk_in_block == kChunksPerBlock || r0 + kChunk >= r_end) {
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) acc[i][j] += part[i][j], part[i][j] = 0;
+      chunk_in_block = 0;
     }
   }
   acc_t* out = workspace + int64_t(blockIdx.z) * s.out_channels * columns;
