@@ -48,6 +48,22 @@ def call(x, w, b, args):
     return op(x, w, b, stride, padding, dilation, groups)
 
 
+def gradients_and_reference(case, dtype, device, seed):
+    """Our gradients (input, weight, bias if any) for a random upstream gradient, and aten's float64
+    gradients of the same (rounded) inputs and upstream gradient."""
+    gen = torch.Generator().manual_seed(seed)
+    x, w, b, args = make(case, dtype, device, gen)
+    y = call(x, w, b, args)
+    gy = torch.randn(y.shape, generator=gen, dtype=torch.float64).to(device=device, dtype=dtype)
+    inputs = [t for t in (x, w, b) if t is not None]
+    grads = torch.autograd.grad(y, inputs, gy)
+    ref_inputs = [t.detach().double().cpu().requires_grad_() for t in inputs]
+    stride, padding, dilation, groups = args
+    ref_y = F.conv1d(ref_inputs[0], ref_inputs[1], ref_inputs[2] if b is not None else None, stride, padding,
+                     dilation, groups)
+    return grads, torch.autograd.grad(ref_y, ref_inputs, gy.double().cpu())
+
+
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_gradcheck_float64(case, device):
     gen = torch.Generator().manual_seed(1)
@@ -59,18 +75,7 @@ def test_gradcheck_float64(case, device):
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_gradients_match_aten(case, dtype, device, strict_fp32):
-    gen = torch.Generator().manual_seed(2)
-    x, w, b, args = make(case, dtype, device, gen)
-    y = call(x, w, b, args)
-    gy = torch.randn(y.shape, generator=gen, dtype=torch.float64)
-    inputs = [t for t in (x, w, b) if t is not None]
-    grads = torch.autograd.grad(y, inputs, gy.to(device=device, dtype=dtype))
-    ref_inputs = [t.detach().double().cpu().requires_grad_() for t in inputs]
-    rx, rw = ref_inputs[0], ref_inputs[1]
-    rb = ref_inputs[2] if b is not None else None
-    stride, padding, dilation, groups = args
-    ref_y = F.conv1d(rx, rw, rb, stride, padding if isinstance(padding, str) else padding, dilation, groups)
-    ref_grads = torch.autograd.grad(ref_y, ref_inputs, gy)
+    grads, ref_grads = gradients_and_reference(case, dtype, device, seed=2)
     # Gradients are reductions over many terms: allow the dtype's tolerance scaled for half types.
     tol = TOLERANCE[dtype] * (4 if dtype in (torch.float16, torch.bfloat16) else 1)
     for name, g, r in zip(("input", "weight", "bias"), grads, ref_grads):
@@ -216,17 +221,7 @@ def test_gradients_match_aten_larger_shapes(case, dtype, allow_tf32, tol, device
     previous = torch.backends.cudnn.allow_tf32
     torch.backends.cudnn.allow_tf32 = allow_tf32
     try:
-        gen = torch.Generator().manual_seed(8)
-        x, w, b, args = make(case, dtype, device, gen)
-        y = call(x, w, b, args)
-        gy = torch.randn(y.shape, generator=gen, dtype=torch.float64)
-        inputs = [t for t in (x, w, b) if t is not None]
-        grads = torch.autograd.grad(y, inputs, gy.to(device=device, dtype=dtype))
-        ref_inputs = [t.detach().double().cpu().requires_grad_() for t in inputs]
-        stride, padding, dilation, groups = args
-        ref_y = F.conv1d(ref_inputs[0], ref_inputs[1], ref_inputs[2] if b is not None else None, stride, padding,
-                         dilation, groups)
-        ref_grads = torch.autograd.grad(ref_y, ref_inputs, gy)
+        grads, ref_grads = gradients_and_reference(case, dtype, device, seed=8)
         for name, g, r in zip(("input", "weight", "bias"), grads, ref_grads):
             err = relative_max_error(g, r)
             assert err <= tol, f"grad_{name}: relative error {err:.3e} > {tol:.1e}"

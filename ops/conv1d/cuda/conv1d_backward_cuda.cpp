@@ -14,6 +14,7 @@
 #include <ATen/Context.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/sum.h>
+#include <ATen/ops/zeros.h>
 #include <c10/cuda/CUDAGuard.h>
 
 #include <algorithm>
@@ -28,19 +29,22 @@ namespace {
 //                                 W[o, c, k] * gy[n, o, q + (rho + pl - k*d) / s].
 // Those taps are k0, k0 + s/g, k0 + 2s/g, ... (g = gcd(d, s)), and their gy offsets fall by d/g from one
 // to the next: a stride-1 convolution with dilation d/g over q, with the taps' weights flipped and
-// transposed within the group (C_g <-> O_g). At stride 1 there is one phase with every tap.
-void grad_input_by_phases(const at::Tensor& gy, const at::Tensor& w, at::Tensor& grad_input, const Geometry& g) {
+// transposed within the group (C_g <-> O_g). At stride 1 there is one phase with every tap, and its
+// output is grad_input itself; at larger strides each phase fills a strided slice of grad_input.
+at::Tensor grad_input_by_phases(const at::Tensor& gy, const at::Tensor& w, const Geometry& g) {
   const int64_t s = g.stride, d = g.dilation, K = g.kernel_size;
   const int64_t gcd = std::gcd(s, d), tap_step = s / gcd, dilation = d / gcd;
   const int64_t O_g = g.out_channels_per_group(), C_g = g.in_channels_per_group();
   const at::Tensor w_groups = w.view({g.groups, O_g, C_g, K});
+  const std::vector<int64_t> sizes = {g.batch, g.in_channels, g.in_length};
+  at::Tensor grad_input = s == 1 ? at::Tensor() : at::empty(sizes, gy.options());
   for (int64_t rho = 0; rho < s; ++rho) {
     const int64_t phase_length = (g.in_length - rho + s - 1) / s;  // q with q*s + rho < L
     if (phase_length <= 0) continue;
     at::Tensor out = s == 1 ? grad_input : grad_input.slice(2, rho, g.in_length, s);
     int64_t k0 = 0;
     while (k0 < std::min(K, tap_step) && ((k0 * d - rho - g.pad_left) % s + s) % s != 0) ++k0;
-    if (k0 >= std::min(K, tap_step)) {  // no tap reaches this phase
+    if (k0 >= std::min(K, tap_step)) {  // no tap reaches this phase (never at stride 1)
       out.zero_();
       continue;
     }
@@ -66,17 +70,16 @@ void grad_input_by_phases(const at::Tensor& gy, const at::Tensor& w, at::Tensor&
     t.pad_left = pad_left;
     t.out_length = phase_length;
     t.pad_right = std::max<int64_t>(0, t.out_length + dilation * (taps - 1) - t.in_length - pad_left);
-    if (t.in_length == 0) {
+    if (t.in_length == 0) {  // every tap reads past gy's end
+      if (s == 1) return at::zeros(sizes, gy.options());
       out.zero_();
       continue;
     }
     const at::Tensor phase = conv1d_forward_cuda(source, phase_weight.contiguous(), std::nullopt, t);
-    if (s == 1) {
-      grad_input = phase;
-    } else {
-      out.copy_(phase);
-    }
+    if (s == 1) return phase;
+    out.copy_(phase);
   }
+  return grad_input;
 }
 
 }  // namespace
@@ -90,8 +93,9 @@ Gradients conv1d_backward_cuda(const at::Tensor& grad_output, const at::Tensor& 
   const at::Tensor w = weight.contiguous();
   at::Tensor grad_input, grad_weight, grad_bias;
   if (mask[0]) {
-    grad_input = at::empty({g.batch, g.in_channels, g.in_length}, input.options());
-    if (grad_input.numel() > 0) grad_input_by_phases(gy, w, grad_input, g);
+    grad_input = g.batch * g.in_channels * g.in_length > 0
+                     ? grad_input_by_phases(gy, w, g)
+                     : at::empty({g.batch, g.in_channels, g.in_length}, input.options());
   }
   if (mask[1]) {
     grad_weight = at::empty(weight.sizes(), weight.options());

@@ -42,6 +42,32 @@ struct DepthwiseConfig {
   static constexpr int kThreads = Threads, kPerThread = PerThread, kTileL = Threads * PerThread;
 };
 
+// window[i] = x[first + i] for i < args.window (first a whole number of 16-byte vectors from the row
+// start; zeros outside the input), in the accumulation type, loaded 16 bytes at a time where allowed.
+template <int kThreads, typename scalar_t, typename acc_t>
+__device__ __forceinline__ void stage_window(acc_t* window, const scalar_t* x, int64_t first,
+                                             const DepthwiseArgs<scalar_t>& args) {
+  constexpr int kVec = 16 / sizeof(scalar_t);
+  for (int v = threadIdx.x; v * kVec < args.window; v += kThreads) {
+    const int64_t p = first + int64_t(v) * kVec;
+    union {
+      uint4 raw;
+      scalar_t e[kVec];
+    } u;
+    if (args.vector_loads && p >= 0 && p + kVec <= args.in_length) {
+      u.raw = *reinterpret_cast<const uint4*>(x + p);
+    } else {
+#pragma unroll
+      for (int j = 0; j < kVec; ++j) {
+        const int64_t q = p + j;
+        u.e[j] = (q >= 0 && q < args.in_length) ? x[q * args.input_stride_l] : scalar_t(0);
+      }
+    }
+#pragma unroll
+    for (int j = 0; j < kVec; ++j) window[v * kVec + j] = static_cast<acc_t>(u.e[j]);
+  }
+}
+
 template <typename scalar_t, typename acc_t, typename Config>
 __global__ void __launch_bounds__(Config::kThreads) conv1d_depthwise_kernel(const DepthwiseArgs<scalar_t> args) {
   constexpr int kThreads = Config::kThreads, kPerThread = Config::kPerThread, kTileL = Config::kTileL;
@@ -68,24 +94,7 @@ __global__ void __launch_bounds__(Config::kThreads) conv1d_depthwise_kernel(cons
     const scalar_t* x = args.input + n * args.input_stride_n + group * args.input_stride_c;
 
     __syncthreads();  // the previous tile's window is no longer read
-    for (int v = threadIdx.x; v * kVec < args.window; v += kThreads) {
-      const int64_t p = aligned + int64_t(v) * kVec;
-      union {
-        uint4 raw;
-        scalar_t e[kVec];
-      } u;
-      if (args.vector_loads && p >= 0 && p + kVec <= args.in_length) {
-        u.raw = *reinterpret_cast<const uint4*>(x + p);
-      } else {
-#pragma unroll
-        for (int j = 0; j < kVec; ++j) {
-          const int64_t q = p + j;
-          u.e[j] = (q >= 0 && q < args.in_length) ? x[q * args.input_stride_l] : scalar_t(0);
-        }
-      }
-#pragma unroll
-      for (int j = 0; j < kVec; ++j) window[v * kVec + j] = static_cast<acc_t>(u.e[j]);
-    }
+    stage_window<kThreads>(window, x, aligned, args);
     __syncthreads();
 
     const int64_t o_begin = run * args.run_length;
@@ -145,24 +154,7 @@ __global__ void __launch_bounds__(Config::kThreads)
     const scalar_t* x = args.input + n * args.input_stride_n + group * args.input_stride_c;
 
     __syncthreads();  // the previous tile's window and outputs are no longer read
-    for (int v = threadIdx.x; v * kVec < args.window; v += kThreads) {
-      const int64_t p = begin + int64_t(v) * kVec;
-      union {
-        uint4 raw;
-        scalar_t e[kVec];
-      } u;
-      if (args.vector_loads && p >= 0 && p + kVec <= args.in_length) {
-        u.raw = *reinterpret_cast<const uint4*>(x + p);
-      } else {
-#pragma unroll
-        for (int j = 0; j < kVec; ++j) {
-          const int64_t q = p + j;
-          u.e[j] = (q >= 0 && q < args.in_length) ? x[q * args.input_stride_l] : scalar_t(0);
-        }
-      }
-#pragma unroll
-      for (int j = 0; j < kVec; ++j) window[v * kVec + j] = static_cast<acc_t>(u.e[j]);
-    }
+    stage_window<kThreads>(window, x, begin, args);
     __syncthreads();
 
     // This thread's inputs: positions begin + kPerThread * threadIdx.x + [0, kSpan).
