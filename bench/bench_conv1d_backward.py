@@ -6,6 +6,10 @@ torch.autograd.grad on a retained graph (the backward only); medians. The timed 
 against aten's float64 gradients of the whole batch.
 
     python bench/bench_conv1d_backward.py [--suite quick|full] [--repeats 20] [--markdown FILE]
+                                          [--breakdown FILE]
+
+--breakdown also writes, per case, the GPU time of each kernel of one backward call (ours and cuDNN's),
+from torch.profiler: which gradient costs what, the evidence behind each shortfall.
 """
 import argparse
 import statistics
@@ -25,7 +29,20 @@ def gradients(fn, x, w, b, gy):
     return lambda: torch.autograd.grad(y, inputs, gy, retain_graph=True)
 
 
-def run_case(name, dims, params, label, dtype, allow_tf32, repeats):
+def kernel_breakdown(fn, calls=3):
+    """[(kernel name, microseconds per call)] of fn's GPU kernels, largest first."""
+    from torch.profiler import ProfilerActivity, profile
+    fn()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(calls):
+            fn()
+        torch.cuda.synchronize()
+    rows = [(e.key, e.device_time_total / calls) for e in prof.key_averages() if e.device_time_total > 0]
+    return sorted(rows, key=lambda r: -r[1])
+
+
+def run_case(name, dims, params, label, dtype, allow_tf32, repeats, breakdown=None):
     n, c, o, k, length = dims
     stride, padding = params.get("stride", 1), params.get("padding", 0)
     dilation, groups = params.get("dilation", 1), params.get("groups", 1)
@@ -41,6 +58,10 @@ def run_case(name, dims, params, label, dtype, allow_tf32, repeats):
     ours_fn, cudnn_fn = gradients(ours, x, w, b, gy), gradients(cudnn, x, w, b, gy)
     ours_ms = statistics.median(time_calls(ours_fn, repeats))
     cudnn_ms = statistics.median(time_calls(cudnn_fn, repeats))
+    if breakdown is not None:
+        for who, fn in (("ours", ours_fn), ("cuDNN", cudnn_fn)):
+            for kernel, us in kernel_breakdown(fn):
+                breakdown.append(f"| {name} | {label} | {who} | {us:.0f} | `{kernel[:90]}` |")
     got = ours_fn()  # the timed computation
     inputs64 = [t.detach().double().requires_grad_() for t in ([x, w] + ([b] if b is not None else []))]
     ref = torch.autograd.grad(cudnn(inputs64[0], inputs64[1], inputs64[2] if b is not None else None), inputs64,
@@ -57,12 +78,14 @@ def main():
     parser.add_argument("--suite", default="quick", choices=sorted(SHAPES))
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--markdown")
+    parser.add_argument("--breakdown", help="write each case's per-kernel GPU times (markdown) to this file")
     args = parser.parse_args()
     custom_ops.load_library()
     results = []
+    breakdown = ["| shape | dtype | who | us per call | kernel |", "|---|---|---|---|---|"] if args.breakdown else None
     for name, dims, params in SHAPES[args.suite]:
         for label, dtype, tf32 in DTYPES_OTHER:
-            r = run_case(name, dims, params, label, dtype, tf32, args.repeats)
+            r = run_case(name, dims, params, label, dtype, tf32, args.repeats, breakdown)
             results.append(r)
             print(f"  {name:22s} {label:10s} ours {r['ours']:8.3f} ms  cuDNN {r['cudnn']:8.3f} ms  err {r['err']:.1e} "
                   f"{'ok' if r['ok'] else 'WRONG'}", flush=True)
@@ -76,6 +99,9 @@ def main():
     if args.markdown:
         with open(args.markdown, "w") as f:
             f.write(table + "\n")
+    if args.breakdown:
+        with open(args.breakdown, "w") as f:
+            f.write("\n".join(breakdown) + "\n")
     if not all(r["ok"] for r in results):
         sys.exit("backward benchmark: some timed gradients were wrong")
 

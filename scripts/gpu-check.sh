@@ -49,7 +49,8 @@ if step "build (nvcc, sm_$TORCH_CUDA_ARCH_LIST)" build.log scripts/build.sh; the
     | sort >"$OUT/sass-summary.txt"
   if [ "${1:-}" != "--no-bench" ]; then
     step "benchmark (bench/bench_conv1d.py)" bench.log "$PYTHON" bench/bench_conv1d.py --suite "${BENCH_SUITE:-full}" --markdown "$OUT/bench.md"
-    step "backward benchmark" bench-backward.log "$PYTHON" bench/bench_conv1d_backward.py --suite "${BENCH_SUITE:-full}" --markdown "$OUT/bench-backward.md"
+    step "backward benchmark" bench-backward.log "$PYTHON" bench/bench_conv1d_backward.py --suite "${BENCH_SUITE:-full}" --markdown "$OUT/bench-backward.md" \
+      --breakdown "$OUT/bench-backward-kernels.md"
   fi
 fi
 

@@ -198,7 +198,10 @@ def test_scripted_module_trains_like_nn_conv1d(device):
 # Larger shapes for the CUDA backward's kernel choices: tensor-core grad_weight with partial 64-channel
 # tiles and several chunks and splits, tap groups (K > 4), grad_input phases at strides 2 and 3 (with
 # dilations sharing a factor with the stride, where some phases get no tap), the one-channel
-# grad_weight (depthwise), and padding wider than the dilated kernel.
+# grad_weight (depthwise), and padding wider than the dilated kernel; one input channel with several
+# output channels (the one-channel grad_input kernel, grad_weight sharing inputs over output channels,
+# partial chunks of both); the 32 x 32 tensor-core grad_weight tile with an odd length (element loads)
+# and with two tap groups.
 LARGE_CASES = [
     ((3, 70, 130, 3, 1000), 1, 1, 1, 1, True),
     ((2, 96, 96, 5, 777), 2, 2, 1, 2, False),
@@ -206,9 +209,14 @@ LARGE_CASES = [
     ((2, 24, 32, 6, 600), 2, 3, 2, 1, False),
     ((2, 64, 64, 4, 3001), 1, 3, 1, 64, True),
     ((1, 16, 16, 3, 300), 1, 7, 1, 1, False),
+    ((2, 1, 42, 10, 2003), 5, 3, 1, 1, True),
+    ((2, 6, 18, 3, 1001), 1, 2, 2, 6, False),
+    ((2, 64, 64, 5, 999), 1, 2, 1, 2, True),
+    ((2, 24, 20, 11, 517), 2, 5, 1, 1, False),
 ]
 LARGE_IDS = ["tc-partial-tiles", "stride2-groups", "stride3-dilation2-k9", "stride2-dilation2", "depthwise",
-             "wide-padding"]
+             "wide-padding", "one-channel-front-end", "channel-multiplier", "small-tile-odd-length",
+             "small-tile-tap-groups"]
 # (dtype, TF32 allowed, tolerance on max |grad - ref| / max |ref|)
 LARGE_PRECISIONS = [(torch.float64, False, TOLERANCE[torch.float64]), (torch.float32, True, 5e-3),
                     (torch.float32, False, 1e-5), (torch.float16, True, 4 * TOLERANCE[torch.float16]),

@@ -2,7 +2,8 @@
 //   grad_input: the transposed convolution, as `stride` forward convolutions of grad_output (one per
 //     output phase, grad_input_by_phases), with the weights flipped along K and transposed within each
 //     group (C_g <-> O_g); they run on the forward kernels (tensor cores, depthwise) under the same TF32
-//     policy as the forward.
+//     policy as the forward. One input channel per group with several output channels (a single-channel
+//     front end) has its own kernel instead, which reads grad_output once for all phases.
 //   grad_weight: a split reduction with a fixed summation order (conv1d_cuda_backward.cu): per channel
 //     for one input channel per group, on tensor cores under the forward's TF32 policy, else CUDA cores.
 //   grad_bias: a sum of grad_output over batch and positions.
@@ -93,9 +94,12 @@ Gradients conv1d_backward_cuda(const at::Tensor& grad_output, const at::Tensor& 
   const at::Tensor w = weight.contiguous();
   at::Tensor grad_input, grad_weight, grad_bias;
   if (mask[0]) {
-    grad_input = g.batch * g.in_channels * g.in_length > 0
-                     ? grad_input_by_phases(gy, w, g)
-                     : at::empty({g.batch, g.in_channels, g.in_length}, input.options());
+    if (g.batch * g.in_channels * g.in_length == 0) {
+      grad_input = at::empty({g.batch, g.in_channels, g.in_length}, input.options());
+    } else {
+      grad_input = cuda::grad_input_one_channel(gy, w, g);
+      if (!grad_input.defined()) grad_input = grad_input_by_phases(gy, w, g);
+    }
   }
   if (mask[1]) {
     grad_weight = at::empty(weight.sizes(), weight.options());

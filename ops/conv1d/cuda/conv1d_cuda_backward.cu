@@ -1,13 +1,16 @@
 // CUDA kernels of custom::conv1d_backward (grad_input runs on the forward kernels, see
-// conv1d_backward_cuda.cpp):
+// conv1d_backward_cuda.cpp, except for one input channel per group with several output channels:
+// grad_input_one_channel_kernel, launch_grad_input_one_channel):
 //   * grad_weight: split across blocks into a float32 (float64) workspace and summed over the splits in
 //     a fixed order by a second kernel, so the result is bitwise the same on every run (no atomics),
 //     deterministic mode or not. Which kernel fills the workspace (launch_grad_weight):
 //       one input channel per group                          -> grad_weight_one_channel_kernel
 //       TF32 allowed / float16 / bfloat16, staged window fits -> grad_weight_tensorcore_kernel
+//         (32 x 32 x 8-tap tile where O_g <= 32 and C_g <= 32, else 64 x 64 x 4 taps)
 //       otherwise (strict float32, float64, long windows)    -> grad_weight_split_kernel (CUDA cores)
 
 #include "ops/conv1d/cuda/conv1d_cuda_launch.h"
+#include "ops/conv1d/cuda/conv1d_grad_input_kernels.cuh"
 #include "ops/conv1d/cuda/conv1d_grad_weight_kernels.cuh"
 
 #include <ATen/Dispatch.h>
@@ -17,6 +20,8 @@
 #include <c10/cuda/CUDAException.h>
 
 #include <algorithm>
+#include <numeric>
+#include <cstdint>
 
 namespace custom_ops::conv1d::cuda {
 namespace {
@@ -153,64 +158,91 @@ void sum_splits(const at::Tensor& workspace, at::Tensor& grad_weight, int64_t sp
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
-template <typename scalar_t>
-void grad_weight_one_channel(const at::Tensor& gy, const at::Tensor& x, at::Tensor& grad_weight, const Geometry& g,
-                             int64_t sms, cudaStream_t stream) {
+template <typename scalar_t, int kTaps, int kOuts>
+void grad_weight_one_channel_config(const at::Tensor& gy, const at::Tensor& x, at::Tensor& grad_weight,
+                                    const Geometry& g, int64_t sms, cudaStream_t stream) {
   using acc_t = at::opmath_type<scalar_t>;
   const BackwardShape s = backward_shape(g);
-  const int64_t tap_groups = ceil_div(g.kernel_size, kOneChannelTaps);
-  const int64_t splits = choose_splits(g.out_channels * tap_groups, g.out_length, 2048, 4 * sms, 65535);
+  const int64_t tap_groups = ceil_div(g.kernel_size, kTaps);
+  const int64_t chunks = g.groups * ceil_div(g.out_channels_per_group(), kOuts);
+  const int64_t splits = choose_splits(chunks * tap_groups, g.out_length, 2048, 4 * sms, 65535);
   const int64_t positions_per_split = ceil_div(g.out_length, splits);
   const at::ScalarType acc_type = std::is_same_v<acc_t, double> ? at::kDouble : at::kFloat;
   at::Tensor workspace = at::empty({splits, grad_weight.numel()}, x.options().dtype(acc_type));
-  TORCH_CHECK(g.out_channels < (int64_t{1} << 31) && tap_groups < 65536, "custom::conv1d_backward: expected fewer than ",
+  TORCH_CHECK(chunks < (int64_t{1} << 31) && tap_groups < 65536, "custom::conv1d_backward: expected fewer than ",
               "2^31 output channels and 2^19 taps, but got ", g.out_channels, " and ", g.kernel_size);
-  const dim3 grid(static_cast<unsigned>(g.out_channels), static_cast<unsigned>(splits), static_cast<unsigned>(tap_groups));
-  grad_weight_one_channel_kernel<scalar_t, acc_t><<<grid, kOneChannelThreads, 0, stream>>>(
+  const dim3 grid(static_cast<unsigned>(chunks), static_cast<unsigned>(splits), static_cast<unsigned>(tap_groups));
+  grad_weight_one_channel_kernel<scalar_t, acc_t, kTaps, kOuts><<<grid, kOneChannelThreads, 0, stream>>>(
       gy.const_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(), workspace.mutable_data_ptr<acc_t>(), s,
       positions_per_split);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   sum_splits<scalar_t, acc_t>(workspace, grad_weight, splits, stream);
 }
 
-// Returns false (nothing launched) where the staged window would not fit the shared memory we allow.
+// Four or more output channels per group share each thread's input loads; depthwise takes as many
+// taps as it has (4, else 8 a pass).
 template <typename scalar_t>
-bool grad_weight_tensorcore(const at::Tensor& gy, const at::Tensor& x, at::Tensor& grad_weight, const Geometry& g,
-                            int64_t sms, cudaStream_t stream) {
-  using T = GradWeightTensorCore;
-  constexpr int kPerWord = 4 / int(sizeof(scalar_t));
-  const int64_t window = (T::kChunk - 1) * g.stride + (T::kTaps - 1) * g.dilation + 1;
-  auto pitch = [&](int64_t elements) {  // words = 4 (mod 32): the 8 rows of a fragment load hit 32 banks
-    const int64_t words = ceil_div(elements, kPerWord);
+void grad_weight_one_channel(const at::Tensor& gy, const at::Tensor& x, at::Tensor& grad_weight, const Geometry& g,
+                             int64_t sms, cudaStream_t stream) {
+  if (g.out_channels_per_group() >= 4) return grad_weight_one_channel_config<scalar_t, 16, 4>(gy, x, grad_weight, g, sms, stream);
+  if (g.kernel_size <= 4) return grad_weight_one_channel_config<scalar_t, 4, 1>(gy, x, grad_weight, g, sms, stream);
+  grad_weight_one_channel_config<scalar_t, 8, 1>(gy, x, grad_weight, g, sms, stream);
+}
+
+bool is_16_byte_aligned(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+// Returns false (nothing launched) where the staged window would not fit the shared memory we allow.
+template <typename scalar_t, typename Tile>
+bool grad_weight_tensorcore_tile(const at::Tensor& gy, const at::Tensor& x, at::Tensor& grad_weight, const Geometry& g,
+                                 int64_t sms, cudaStream_t stream) {
+  constexpr int kPerWord = 4 / int(sizeof(scalar_t)), kVec = 16 / int(sizeof(scalar_t));
+  const int64_t taps_read = std::min<int64_t>(g.kernel_size, Tile::kTaps);
+  const int64_t window = (Tile::kChunk - 1) * g.stride + (taps_read - 1) * g.dilation + 1;
+  auto pitch = [&](int64_t elements) {  // whole vectors; words = 4 (mod 32): a fragment load hits 32 banks
+    const int64_t words = ceil_div(elements, kVec) * kVec / kPerWord;
     return (words + ((4 - words % 32) + 32) % 32) * kPerWord;
   };
   GradWeightTensorCoreArgs a;
-  a.gy_pitch = static_cast<int>(pitch(T::kChunk));
-  const int64_t x_pitch = pitch(window);
-  const int64_t shared_bytes = (T::kTileO * a.gy_pitch + T::kTileC * x_pitch) * int64_t(sizeof(scalar_t));
-  const int64_t o_tiles = ceil_div(g.out_channels_per_group(), T::kTileO);
-  const int64_t c_tiles = ceil_div(g.in_channels_per_group(), T::kTileC);
-  if (window > T::kMaxWindow || g.groups * o_tiles >= 65536 || c_tiles >= (int64_t{1} << 31)) return false;
+  a.gy_pitch = static_cast<int>(pitch(Tile::kChunk));
+  const int64_t x_pitch = pitch(window + kVec - 1);  // + the alignment of the window's start
+  const int64_t shared_bytes = (Tile::kTileO * a.gy_pitch + Tile::kTileC * x_pitch) * int64_t(sizeof(scalar_t));
+  const int64_t o_tiles = ceil_div(g.out_channels_per_group(), Tile::kTileO);
+  const int64_t c_tiles = ceil_div(g.in_channels_per_group(), Tile::kTileC);
+  if (window > Tile::kMaxWindow || g.groups * o_tiles >= 65536 || c_tiles >= (int64_t{1} << 31)) return false;
   a.window = static_cast<int>(window);
   a.x_pitch = static_cast<int>(x_pitch);
   a.o_tiles = static_cast<int>(o_tiles);
-  a.tap_groups = static_cast<int>(ceil_div(g.kernel_size, T::kTaps));
-  a.chunks_per_row = ceil_div(g.out_length, T::kChunk);
+  a.tap_groups = static_cast<int>(ceil_div(g.kernel_size, Tile::kTaps));
+  a.chunks_per_row = ceil_div(g.out_length, Tile::kChunk);
   a.total_chunks = g.batch * a.chunks_per_row;
+  a.gy_vectors = is_16_byte_aligned(gy.const_data_ptr()) && g.out_length % kVec == 0;
+  a.x_vectors = is_16_byte_aligned(x.const_data_ptr()) && g.in_length % kVec == 0;
   const int64_t base_blocks = c_tiles * g.groups * o_tiles * a.tap_groups;
   const int64_t splits_wanted = choose_splits(base_blocks, a.total_chunks, 4, 4 * sms, 65535 / a.tap_groups);
   a.chunks_per_split = ceil_div(a.total_chunks, splits_wanted);
   const int64_t splits = ceil_div(a.total_chunks, a.chunks_per_split);
   at::Tensor workspace = at::empty({splits, grad_weight.numel()}, x.options().dtype(at::kFloat));
-  const auto kernel = grad_weight_tensorcore_kernel<scalar_t>;
-  resident_blocks_per_sm(reinterpret_cast<const void*>(kernel), T::kThreads, shared_bytes);  // opts in above 48 KB
+  const auto kernel = grad_weight_tensorcore_kernel<scalar_t, Tile>;
+  resident_blocks_per_sm(reinterpret_cast<const void*>(kernel), Tile::kThreads, shared_bytes);  // opts in above 48 KB
   const dim3 grid(static_cast<unsigned>(c_tiles), static_cast<unsigned>(g.groups * o_tiles),
                   static_cast<unsigned>(splits * a.tap_groups));
-  kernel<<<grid, T::kThreads, shared_bytes, stream>>>(gy.const_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(),
-                                                      workspace.mutable_data_ptr<float>(), backward_shape(g), a);
+  kernel<<<grid, Tile::kThreads, shared_bytes, stream>>>(gy.const_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(),
+                                                         workspace.mutable_data_ptr<float>(), backward_shape(g), a);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   sum_splits<scalar_t, float>(workspace, grad_weight, splits, stream);
   return true;
+}
+
+// The small tile where a group's channels fit it (the large one would be mostly padding) and its
+// 8-tap window fits, else the large one.
+template <typename scalar_t>
+bool grad_weight_tensorcore(const at::Tensor& gy, const at::Tensor& x, at::Tensor& grad_weight, const Geometry& g,
+                            int64_t sms, cudaStream_t stream) {
+  if (g.out_channels_per_group() <= GradWeightTileSmall::kTileO && g.in_channels_per_group() <= GradWeightTileSmall::kTileC &&
+      grad_weight_tensorcore_tile<scalar_t, GradWeightTileSmall>(gy, x, grad_weight, g, sms, stream)) {
+    return true;
+  }
+  return grad_weight_tensorcore_tile<scalar_t, GradWeightTileLarge>(gy, x, grad_weight, g, sms, stream);
 }
 
 template <typename scalar_t>
@@ -250,6 +282,48 @@ void launch_grad_weight(const at::Tensor& grad_output, const at::Tensor& input, 
     }
     grad_weight_cuda_cores<scalar_t>(grad_output, input, grad_weight, g, sms, stream);
   });
+}
+
+at::Tensor grad_input_one_channel(const at::Tensor& grad_output, const at::Tensor& weight, const Geometry& g) {
+  using P = GradInputOneChannel;
+  if (g.in_channels_per_group() != 1 || g.out_channels_per_group() < 2 || g.stride > P::kMaxStride) return {};
+  auto floor_div = [](int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); };
+  const int64_t q_per_tile = (P::kThreads / g.stride) * P::kItems;
+  const int64_t window_offset = floor_div(g.pad_left - (g.kernel_size - 1) * g.dilation, g.stride);
+  const int64_t window = q_per_tile + floor_div(g.stride - 1 + g.pad_left, g.stride) - window_offset;
+  const int64_t element = grad_output.scalar_type() == at::kDouble ? 8 : 4;  // the accumulation type
+  const int64_t shared_bytes = P::kOutsPerStage * (window + g.kernel_size) * element;
+  const int64_t q_tiles = ceil_div(ceil_div(g.in_length, g.stride), q_per_tile);
+  const int64_t blocks = g.batch * g.in_channels * q_tiles;
+  if (shared_bytes > 48 * 1024 || blocks >= (int64_t{1} << 31) || g.pad_left > (int64_t{1} << 30) ||
+      g.kernel_size * g.dilation > (int64_t{1} << 30)) {
+    return {};
+  }
+  at::Tensor grad_input = at::empty({g.batch, g.in_channels, g.in_length}, grad_output.options());
+  GradInputOneChannelArgs a;
+  a.batch = g.batch;
+  a.channels = g.in_channels;
+  a.in_length = g.in_length;
+  a.out_length = g.out_length;
+  a.out_channels_per_group = g.out_channels_per_group();
+  a.kernel_size = static_cast<int>(g.kernel_size);
+  a.stride = static_cast<int>(g.stride);
+  a.dilation = static_cast<int>(g.dilation);
+  a.pad_left = static_cast<int>(g.pad_left);
+  const int64_t gcd = std::gcd(g.stride, g.dilation);
+  a.tap_step = static_cast<int>(g.stride / gcd);
+  a.tap_dilation = static_cast<int>(g.dilation / gcd);
+  a.q_tiles = q_tiles;
+  a.window = static_cast<int>(window);
+  a.window_offset = static_cast<int>(window_offset);
+  const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_input.scalar_type(), "custom::conv1d_backward (CUDA grad_input)", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    grad_input_one_channel_kernel<scalar_t, acc_t><<<static_cast<unsigned>(blocks), P::kThreads, shared_bytes, stream>>>(
+        grad_output.const_data_ptr<scalar_t>(), weight.const_data_ptr<scalar_t>(), grad_input.mutable_data_ptr<scalar_t>(), a);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+  return grad_input;
 }
 
 }  // namespace custom_ops::conv1d::cuda

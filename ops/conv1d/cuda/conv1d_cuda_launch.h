@@ -21,6 +21,11 @@ void launch_direct(KernelChoice choice, const at::Tensor& input, const at::Tenso
 void launch_grad_weight(const at::Tensor& grad_output, const at::Tensor& input, at::Tensor& grad_weight,
                         const Geometry& g, bool allow_tf32);
 
+// custom::conv1d_backward's grad_input where each group has one input channel and several output
+// channels (conv1d_cuda_backward.cu): contiguous grad_output and weight, a non-empty shape; returns
+// grad_input (N, C, L), or an undefined tensor, launching nothing, for shapes it does not serve.
+at::Tensor grad_input_one_channel(const at::Tensor& grad_output, const at::Tensor& weight, const Geometry& g);
+
 // True when every (n, c) row of the (N, C, L) input is contiguous and starts on a 16-byte boundary, so
 // the kernels may read it with 16-byte vector loads.
 bool rows_are_16_byte_vectors(const at::Tensor& input);
