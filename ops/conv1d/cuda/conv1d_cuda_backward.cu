@@ -1,6 +1,6 @@
 // CUDA kernels of custom::conv1d_backward (grad_input runs on the forward kernels, see
 // conv1d_backward_cuda.cpp, except for one input channel per group with several output channels:
-// grad_input_one_channel_kernel, launch_grad_input_one_channel):
+// grad_input_one_channel_kernel, launched by grad_input_one_channel):
 //   * grad_weight: split across blocks into a float32 (float64) workspace and summed over the splits in
 //     a fixed order by a second kernel, so the result is bitwise the same on every run (no atomics),
 //     deterministic mode or not. Which kernel fills the workspace (launch_grad_weight):
@@ -21,7 +21,6 @@
 
 #include <algorithm>
 #include <numeric>
-#include <cstdint>
 
 namespace custom_ops::conv1d::cuda {
 namespace {
@@ -189,13 +188,11 @@ void grad_weight_one_channel(const at::Tensor& gy, const at::Tensor& x, at::Tens
   grad_weight_one_channel_config<scalar_t, 8, 1>(gy, x, grad_weight, g, sms, stream);
 }
 
-bool is_16_byte_aligned(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
-
 // Returns false (nothing launched) where the staged window would not fit the shared memory we allow.
 template <typename scalar_t, typename Tile>
 bool grad_weight_tensorcore_tile(const at::Tensor& gy, const at::Tensor& x, at::Tensor& grad_weight, const Geometry& g,
                                  int64_t sms, cudaStream_t stream) {
-  constexpr int kPerWord = 4 / int(sizeof(scalar_t)), kVec = 16 / int(sizeof(scalar_t));
+  constexpr int kPerWord = 4 / int(sizeof(scalar_t)), kVec = kStageVec<scalar_t>;
   const int64_t taps_read = std::min<int64_t>(g.kernel_size, Tile::kTaps);
   const int64_t window = (Tile::kChunk - 1) * g.stride + (taps_read - 1) * g.dilation + 1;
   auto pitch = [&](int64_t elements) {  // whole vectors; words = 4 (mod 32): a fragment load hits 32 banks
@@ -215,8 +212,8 @@ bool grad_weight_tensorcore_tile(const at::Tensor& gy, const at::Tensor& x, at::
   a.tap_groups = static_cast<int>(ceil_div(g.kernel_size, Tile::kTaps));
   a.chunks_per_row = ceil_div(g.out_length, Tile::kChunk);
   a.total_chunks = g.batch * a.chunks_per_row;
-  a.gy_vectors = is_16_byte_aligned(gy.const_data_ptr()) && g.out_length % kVec == 0;
-  a.x_vectors = is_16_byte_aligned(x.const_data_ptr()) && g.in_length % kVec == 0;
+  a.gy_vector_loads = rows_are_16_byte_vectors(gy);
+  a.x_vector_loads = rows_are_16_byte_vectors(x);
   const int64_t base_blocks = c_tiles * g.groups * o_tiles * a.tap_groups;
   const int64_t splits_wanted = choose_splits(base_blocks, a.total_chunks, 4, 4 * sms, 65535 / a.tap_groups);
   a.chunks_per_split = ceil_div(a.total_chunks, splits_wanted);

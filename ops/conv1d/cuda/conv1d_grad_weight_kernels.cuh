@@ -15,6 +15,7 @@
 // Both write per-split partial sums (float32, or float64 for double) that sum_splits_kernel adds in a
 // fixed order: results are bitwise reproducible.
 
+#include "ops/conv1d/cuda/conv1d_row_loads.cuh"
 #include "ops/conv1d/cuda/mma_sm80.cuh"
 
 #include <cstdint>
@@ -125,24 +126,8 @@ struct GradWeightTensorCoreArgs {
   int64_t chunks_per_row, total_chunks, chunks_per_split;
   int window;             // input positions a tap group reads per channel row and chunk
   int gy_pitch, x_pitch;  // row pitches in elements (whole 16-byte vectors)
-  bool gy_vectors, x_vectors;  // rows start on 16-byte boundaries: 16-byte loads allowed
+  bool gy_vector_loads, x_vector_loads;  // rows start on 16-byte boundaries: 16-byte loads allowed
 };
-
-// kVec consecutive elements of a row from position p as one 16-byte vector; zeros outside [0, length)
-// or without a row. Vector loads where allowed and in bounds, else element by element.
-template <typename scalar_t>
-__device__ __forceinline__ uint4 load_positions(const scalar_t* row, int64_t p, int64_t length, bool vectors) {
-  constexpr int kVec = 16 / int(sizeof(scalar_t));
-  if (row == nullptr) return make_uint4(0, 0, 0, 0);
-  if (vectors && p >= 0 && p + kVec <= length) return __ldg(reinterpret_cast<const uint4*>(row + p));
-  union {
-    uint4 v;
-    scalar_t e[kVec];
-  } u;
-#pragma unroll
-  for (int j = 0; j < kVec; ++j) u.e[j] = (p + j >= 0 && p + j < length) ? row[p + j] : scalar_t(0);
-  return u.v;
-}
 
 // As staged: float32 rounded to TF32 once (as the tensor cores read it), 16-bit types as they are.
 template <typename scalar_t>
@@ -162,7 +147,7 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks)
                                   float* __restrict__ workspace, const BackwardShape s,
                                   const GradWeightTensorCoreArgs a) {
   constexpr int kPerWord = 4 / int(sizeof(scalar_t));
-  constexpr int kVec = 16 / int(sizeof(scalar_t));       // elements per 16-byte staging vector
+  constexpr int kVec = kStageVec<scalar_t>;              // elements per 16-byte staging vector
   constexpr int kSteps = Tile::kChunk / (8 * kPerWord);  // mma k-steps per chunk
   constexpr int kThreads = Tile::kThreads, kMT = Tile::kMT, kNT = Tile::kNT, kTaps = Tile::kTaps;
   // Staging: one item = one 16-byte vector of a row. All of a thread's loads of a batch are issued
@@ -201,7 +186,7 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks)
   for (int64_t q = q_begin; q < q_end; ++q) {
     const int64_t n = q / a.chunks_per_row, l0 = (q % a.chunks_per_row) * Tile::kChunk;
     const int64_t begin = l0 * stride + int64_t(k0) * dilation - s.pad_left;
-    const int64_t aligned = begin - ((begin % kVec) + kVec) % kVec;  // a whole vector below begin
+    const int64_t aligned = floor_to_multiple(begin, kVec);  // a whole vector at or below begin
     const int delta = static_cast<int>(begin - aligned);
     uint4 gy_v[kGyRounds], x_v[kXBatch];
 #pragma unroll
@@ -212,7 +197,7 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks)
       const scalar_t* src = (row < Tile::kTileO && o < O_g)
                                 ? gy + (n * s.out_channels + group * O_g + o) * s.out_length
                                 : nullptr;
-      gy_v[r] = load_positions(src, l0 + v * kVec, s.out_length, a.gy_vectors);
+      gy_v[r] = load_row_vector(src, l0 + v * kVec, s.out_length, 1, a.gy_vector_loads);
     }
     // x in batches of kXBatch rounds; the first batch travels with gy.
     auto load_x = [&](int first_round) {
@@ -223,7 +208,7 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks)
         const int row = int((uint32_t(i) * x_reciprocal) >> 20), v = i - row * x_vectors;
         const int64_t c = c0 + row;
         const scalar_t* src = c < C_g ? x + (n * s.in_channels + group * C_g + c) * s.in_length : nullptr;
-        x_v[r] = load_positions(src, aligned + v * kVec, s.in_length, a.x_vectors);
+        x_v[r] = load_row_vector(src, aligned + v * kVec, s.in_length, 1, a.x_vector_loads);
       }
     };
     auto store_x = [&](int first_round) {

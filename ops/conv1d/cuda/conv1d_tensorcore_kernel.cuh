@@ -22,6 +22,7 @@
 // (2w, 2w + 1) at one position per word, so both the weight and the input fragments are single 32-bit
 // shared/global loads for every dtype.
 
+#include "ops/conv1d/cuda/conv1d_row_loads.cuh"
 #include "ops/conv1d/cuda/mma_sm80.cuh"
 
 #include <cstdint>
@@ -65,11 +66,10 @@ struct TensorCoreConfig {
   static_assert(Window > kTileL, "the window holds the tile and its halo");
 };
 
-// Elements of scalar_t per operand word, and the positions one staging item loads per row.
+// Elements of scalar_t per operand word (kStageVec, the positions one staging item loads per row, is in
+// conv1d_row_loads.cuh).
 template <typename scalar_t>
 constexpr int kElemsPerWord = 4 / int(sizeof(scalar_t));
-template <typename scalar_t>
-constexpr int kStageVec = 16 / int(sizeof(scalar_t));
 
 // Weight parts per fragment: 3xTF32 keeps a TF32 high part and a TF32 low part (w - high).
 template <bool kSplit>
@@ -130,25 +130,6 @@ struct StageItem {
   uint4 raw[kElemsPerWord<scalar_t>];  // the row(s) of the item, in the input dtype
 };
 
-// kStageVec elements of one input row from position p (zeros outside [0, length) or without a row).
-template <typename scalar_t>
-__device__ __forceinline__ uint4 load_row_vector(const scalar_t* row, int64_t p, int64_t length, int64_t stride_l,
-                                                 bool vector_loads) {
-  constexpr int kVec = kStageVec<scalar_t>;
-  if (row == nullptr) return make_uint4(0, 0, 0, 0);
-  if (vector_loads && p >= 0 && p + kVec <= length) return *reinterpret_cast<const uint4*>(row + p);
-  union {
-    uint4 v;
-    scalar_t e[kVec];
-  } u;
-#pragma unroll
-  for (int j = 0; j < kVec; ++j) {
-    const int64_t q = p + j;
-    u.e[j] = (q >= 0 && q < length) ? row[q * stride_l] : scalar_t(0);
-  }
-  return u.v;
-}
-
 // Writes an item as operand words: float32 -> TF32-rounded (or raw for 3xTF32, split at use);
 // 16-bit -> channel pairs interleaved per position.
 template <typename scalar_t, bool kSplit>
@@ -179,11 +160,6 @@ __device__ __forceinline__ void set_zero(float (&acc)[M][N][4]) {
     for (int j = 0; j < N; ++j)
 #pragma unroll
       for (int r = 0; r < 4; ++r) acc[i][j][r] = 0.f;
-}
-
-__device__ __forceinline__ int64_t floor_to_multiple(int64_t value, int64_t multiple) {
-  const int64_t r = value % multiple;
-  return value - (r < 0 ? r + multiple : r);
 }
 
 template <typename scalar_t, typename Config, bool kSplit>
