@@ -3,9 +3,11 @@
 Each case: fresh random inputs, warm-up, then 20+ calls of each timed with CUDA events; the median is
 reported. The timed outputs are checked against a float64 reference (on a slice of the batch for the
 large shapes). "floor" is (input + weight + output bytes) / the device-to-device copy bandwidth measured
-at start: no kernel that reads its input once and writes its output once beats it.
+at start: no kernel that reads its input once and writes its output once beats it. "cuDNN kernel" is the
+GPU time of cuDNN's longest kernel in one F.conv1d call (torch.profiler): its compute kernel alone,
+without the layout transposes and bias passes around it.
 
-    python bench/bench_conv1d.py [--suite quick|full] [--repeats 20] [--markdown FILE]
+    python bench/bench_conv1d.py [--suite headline|quick|full] [--repeats 20] [--markdown FILE]
 """
 import argparse
 import statistics
@@ -40,6 +42,7 @@ USERS = [  # shapes users hit that the anchors miss
     ("many short sequences", (4096, 64, 64, 3, 64), dict(padding=1, bias=True)),
 ]
 SHAPES = {
+    "headline": [HEADLINE, USERS[0]],
     "quick": [HEADLINE, ANCHORS[0], ANCHORS[2], ANCHORS[5]],
     "full": [HEADLINE] + ANCHORS + USERS,
 }
@@ -73,6 +76,19 @@ def time_calls(fn, repeats, warmup=3):
     return times
 
 
+def kernel_breakdown(fn, calls=3):
+    """[(kernel name, microseconds per call)] of fn's GPU kernels, largest first."""
+    from torch.profiler import ProfilerActivity, profile
+    fn()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(calls):
+            fn()
+        torch.cuda.synchronize()
+    rows = [(e.key, e.device_time_total / calls) for e in prof.key_averages() if e.device_time_total > 0]
+    return sorted(rows, key=lambda r: -r[1])
+
+
 def relative_error(out, ref):
     return ((out.double() - ref).abs().max() / ref.abs().max()).item()
 
@@ -91,6 +107,7 @@ def run_case(name, dims, params, label, dtype, allow_tf32, repeats, bandwidth):
     cudnn_fn = lambda: F.conv1d(x, w, b, stride, padding, dilation, groups)  # noqa: E731
     ours_ms = statistics.median(time_calls(ours_fn, repeats))
     cudnn_ms = statistics.median(time_calls(cudnn_fn, repeats))
+    cudnn_kernel_ms = kernel_breakdown(cudnn_fn)[0][1] / 1e3
     out, out_cudnn = ours_fn(), cudnn_fn()  # the timed computations, on the same inputs
     torch.cuda.synchronize()
     rows = slice(0, min(n, 2))
@@ -104,6 +121,7 @@ def run_case(name, dims, params, label, dtype, allow_tf32, repeats, bandwidth):
     del x, w, b, out, out_cudnn, ref
     torch.cuda.empty_cache()
     return dict(shape=name, dtype=label, ours=ours_ms, cudnn=cudnn_ms, speedup=cudnn_ms / ours_ms,
+                cudnn_kernel=cudnn_kernel_ms,
                 floor=floor_ms, pct_floor=100 * floor_ms / ours_ms, tflops=flops / ours_ms / 1e9, err=err,
                 err_cudnn=err_cudnn, ok=ok, kernel=kernel)
 
@@ -125,13 +143,16 @@ def main():
         for label, dtype, tf32 in (DTYPES_HEADLINE if name == "headline" else DTYPES_OTHER):
             r = run_case(name, dims, params, label, dtype, tf32, args.repeats, bandwidth)
             results.append(r)
-            print(f"  {name:22s} {label:11s} ours {r['ours']:8.3f} ms  cuDNN {r['cudnn']:8.3f} ms  "
+            print(f"  {name:22s} {label:11s} ours {r['ours']:8.3f} ms  cuDNN {r['cudnn']:8.3f} ms "
+                  f"(kernel {r['cudnn_kernel']:.3f})  floor {r['floor']:.3f}  "
                   f"err {r['err']:.1e} (cuDNN {r['err_cudnn']:.1e}) {'ok' if r['ok'] else 'WRONG'} {r['kernel']}", flush=True)
     lines = [header, "",
-             "| shape | dtype | ours ms | cuDNN ms | speedup | floor ms | % of floor | TFLOP/s | rel. error | kernel |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| shape | dtype | ours ms | cuDNN ms | speedup | cuDNN kernel ms | vs kernel | floor ms | % of floor "
+             "| TFLOP/s | rel. error | kernel |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         lines.append(f"| {r['shape']} | {r['dtype']} | {r['ours']:.3f} | {r['cudnn']:.3f} | {r['speedup']:.2f}x | "
+                     f"{r['cudnn_kernel']:.3f} | {r['cudnn_kernel'] / r['ours']:.2f}x | "
                      f"{r['floor']:.3f} | {r['pct_floor']:.0f}% | {r['tflops']:.1f} | {r['err']:.1e}"
                      f"{'' if r['ok'] else ' WRONG'} | {r['kernel']} |")
     table = "\n".join(lines)

@@ -18,7 +18,7 @@ import sys
 import torch
 import torch.nn.functional as F
 
-from bench_conv1d import DTYPES_OTHER, SHAPES, custom_ops, time_calls
+from bench_conv1d import DTYPES_OTHER, SHAPES, custom_ops, kernel_breakdown, time_calls
 
 TOLERANCE = {"fp32-tf32": 5e-3, "bf16": 2e-2}
 
@@ -27,19 +27,6 @@ def gradients(fn, x, w, b, gy):
     inputs = [x, w] + ([b] if b is not None else [])
     y = fn(x, w, b)
     return lambda: torch.autograd.grad(y, inputs, gy, retain_graph=True)
-
-
-def kernel_breakdown(fn, calls=3):
-    """[(kernel name, microseconds per call)] of fn's GPU kernels, largest first."""
-    from torch.profiler import ProfilerActivity, profile
-    fn()
-    torch.cuda.synchronize()
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
-        for _ in range(calls):
-            fn()
-        torch.cuda.synchronize()
-    rows = [(e.key, e.device_time_total / calls) for e in prof.key_averages() if e.device_time_total > 0]
-    return sorted(rows, key=lambda r: -r[1])
 
 
 def run_case(name, dims, params, label, dtype, allow_tf32, repeats, breakdown=None):

@@ -8,14 +8,34 @@
 #include <ATen/Context.h>
 #include <torch/library.h>
 
+#ifdef CUSTOM_OPS_WITH_CUDA
+#include "ops/conv1d/cuda/hopper/conv1d_hopper.h"
+
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAFunctions.h>
+#endif
+
 namespace {
 
+// Whether the Hopper family would run: on the input's GPU, else on the current GPU, else nowhere; or, with
+// `arch` given (e.g. 90 or 80), on a GPU of that architecture with a build for it.
+bool device_runs_hopper(const at::Tensor& input, std::optional<int64_t> arch) {
+  if (arch.has_value()) return *arch == 90;
+#ifdef CUSTOM_OPS_WITH_CUDA
+  if (input.is_cuda()) return custom_ops::conv1d::cuda::hopper_runs_on(input.device().index());
+  if (at::cuda::is_available()) return custom_ops::conv1d::cuda::hopper_runs_on(c10::cuda::current_device());
+#endif
+  return false;
+}
+
 std::string conv1d_cuda_kernel(const at::Tensor& input, const at::Tensor& weight, c10::IntArrayRef stride,
-                               c10::IntArrayRef padding, c10::IntArrayRef dilation, int64_t groups) {
+                               c10::IntArrayRef padding, c10::IntArrayRef dilation, int64_t groups,
+                               std::optional<int64_t> arch) {
   using namespace custom_ops::conv1d;
   const Geometry g = make_geometry(input, weight, std::nullopt, stride, padding, dilation, groups);
   const bool allow_tf32 = at::globalContext().allowTF32CuDNN(at::Float32Op::CONV);
-  const auto choice = cuda::select_kernel(g, input.scalar_type(), allow_tf32);
+  const cuda::KernelTarget target = cuda::kernel_target(input, device_runs_hopper(input, arch));
+  const auto choice = cuda::select_kernel(g, input.scalar_type(), allow_tf32, target);
   return cuda::kernel_name(choice, input.scalar_type(), allow_tf32);
 }
 
@@ -23,6 +43,9 @@ std::string conv1d_cuda_kernel(const at::Tensor& input, const at::Tensor& weight
 
 TORCH_LIBRARY_FRAGMENT(custom, m) {
   m.def("conv1d_cuda_kernel(Tensor input, Tensor weight, int[1] stride=1, int[1] padding=0, int[1] dilation=1, "
-        "int groups=1) -> str");
+        "int groups=1, int? arch=None) -> str");
   m.impl("conv1d_cuda_kernel", c10::DispatchKey::CompositeExplicitAutograd, TORCH_FN(conv1d_cuda_kernel));
+  // Switches the Hopper family on or off for this process (tests run the other kernels on an H100 with
+  // it); returns the previous setting.
+  m.def("conv1d_cuda_use_hopper(bool enabled) -> bool", &custom_ops::conv1d::cuda::set_hopper_kernels_enabled);
 }

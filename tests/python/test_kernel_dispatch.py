@@ -1,7 +1,9 @@
-"""Every branch of the CUDA dispatch table (ops/conv1d/cuda/conv1d_cuda_dispatch.cpp) is reached by a
-shape here: the kernel query custom::conv1d_cuda_kernel says which kernel serves it (checked on every
-machine, the table is plain C++), and on a GPU that kernel's output is compared with F.conv1d in
-float64 (outputs poisoned first)."""
+"""Every branch of the CUDA dispatch table (ops/conv1d/cuda/conv1d_cuda_dispatch.cpp) below the Hopper
+family is reached by a shape here: the kernel query custom::conv1d_cuda_kernel, asked for a GPU without
+it (arch=80), says which kernel serves it (checked on every machine, the table is plain C++), and on a
+GPU that kernel's output is compared with F.conv1d in float64 (outputs poisoned first), with the Hopper
+family switched off so that an H100 runs these kernels too. tests/python/test_hopper.py covers the
+family itself."""
 import pytest
 import torch
 import torch.nn.functional as F
@@ -75,6 +77,13 @@ PRECISIONS = [  # (dtype, allow_tf32, suffix of tensor-core kernels, tolerance)
 
 
 @pytest.fixture
+def hopper_off():
+    previous = torch.ops.custom.conv1d_cuda_use_hopper(False)
+    yield
+    torch.ops.custom.conv1d_cuda_use_hopper(previous)
+
+
+@pytest.fixture
 def tf32_setting():
     previous = torch.backends.cudnn.allow_tf32
     yield lambda allowed: setattr(torch.backends.cudnn, "allow_tf32", allowed)
@@ -96,14 +105,14 @@ def make_case(shape, layout, dtype, device, gen):
 @pytest.mark.parametrize("dtype, allow_tf32, suffix, tolerance", PRECISIONS,
                          ids=["fp32-tf32", "fp32-strict", "fp16", "bf16", "fp64"])
 @pytest.mark.parametrize("name, shape, conv, layout", CASES, ids=[c[0] for c in CASES])
-def test_dispatch_branch(name, shape, conv, layout, dtype, allow_tf32, suffix, tolerance, tf32_setting):
+def test_dispatch_branch(name, shape, conv, layout, dtype, allow_tf32, suffix, tolerance, tf32_setting, hopper_off):
     tf32_setting(allow_tf32)
     n, c, o, k, length = shape
     groups = conv.get("groups", 1)
     x = torch.empty(n, c, length, dtype=dtype, device="meta")
     w = torch.empty(o, c // groups, k, dtype=dtype, device="meta")
     args = ([conv.get("stride", 1)], [conv.get("padding", 0)], [conv.get("dilation", 1)], groups)
-    kernel = torch.ops.custom.conv1d_cuda_kernel(x, w, *args)
+    kernel = torch.ops.custom.conv1d_cuda_kernel(x, w, *args, arch=80)
     expected = EXPECTED[name]
     if dtype == torch.float64 and expected.startswith("tensorcore"):
         expected = "direct_large" if o // groups >= 64 else ("direct_wide" if o // groups >= 8 else "direct_narrow")

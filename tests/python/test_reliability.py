@@ -187,7 +187,7 @@ def check_huge(x, w, pad, groups):
 
 
 @needs_cuda
-@pytest.mark.parametrize("kind", ["depthwise", "tensor-core"])
+@pytest.mark.parametrize("kind", ["depthwise", "tensor-core", "hopper"])
 def test_input_over_2_31_elements(kind):
     if torch.cuda.get_device_properties(0).total_memory < 40 * 2**30:
         pytest.skip("needs about 20 GB of GPU memory")
@@ -197,10 +197,17 @@ def test_input_over_2_31_elements(kind):
         w = torch.randn(2, 1, 4, device="cuda", dtype=torch.bfloat16, generator=gen)
         assert torch.ops.custom.conv1d_cuda_kernel(x, w, [1], [3], [1], 2) == "depthwise_sliding"
         check_huge(x, w, pad=3, groups=2)
-    else:  # 4 x (2^29 + 1000) elements, 8 output channels: tensorcore_small
+    else:  # 4 x (2^29 + 1000) elements, 8 output channels: tensorcore_small, or the Hopper family
         x = torch.randn(1, 4, 2**29 + 1000, device="cuda", dtype=torch.bfloat16, generator=gen)
         w = torch.randn(8, 4, 3, device="cuda", dtype=torch.bfloat16, generator=gen)
-        assert torch.ops.custom.conv1d_cuda_kernel(x, w, [1], [1], [1], 1).startswith("tensorcore_small")
-        check_huge(x, w, pad=1, groups=1)
+        if kind == "hopper" and torch.cuda.get_device_capability() != (9, 0):
+            pytest.skip("the Hopper family needs an sm_90 GPU")
+        previous = torch.ops.custom.conv1d_cuda_use_hopper(kind == "hopper")
+        try:
+            expected = "hopper_bf16" if kind == "hopper" else "tensorcore_small"
+            assert torch.ops.custom.conv1d_cuda_kernel(x, w, [1], [1], [1], 1).startswith(expected)
+            check_huge(x, w, pad=1, groups=1)
+        finally:
+            torch.ops.custom.conv1d_cuda_use_hopper(previous)
     del x
     torch.cuda.empty_cache()

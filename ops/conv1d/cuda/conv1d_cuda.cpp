@@ -5,6 +5,7 @@
 #include "ops/conv1d/conv1d_kernels.h"
 #include "ops/conv1d/cuda/conv1d_cuda_dispatch.h"
 #include "ops/conv1d/cuda/conv1d_cuda_launch.h"
+#include "ops/conv1d/cuda/hopper/conv1d_hopper.h"
 
 #include <ATen/Context.h>
 #include <ATen/cuda/CUDAContext.h>
@@ -57,8 +58,15 @@ at::Tensor conv1d_forward_cuda(const at::Tensor& input, const at::Tensor& weight
   const at::Tensor b = (bias.has_value() && bias->defined()) ? bias->contiguous() : at::Tensor();
   // aten's convolution decides TF32 from the cuDNN/conv flag (torch.backends.cudnn.allow_tf32).
   const bool allow_tf32 = at::globalContext().allowTF32CuDNN(at::Float32Op::CONV);
-  const cuda::KernelChoice choice = cuda::select_kernel(g, input.scalar_type(), allow_tf32);
+  const cuda::KernelTarget target = cuda::kernel_target(input, cuda::hopper_runs_on(input.device().index()));
+  const cuda::KernelChoice choice = cuda::select_kernel(g, input.scalar_type(), allow_tf32, target);
   switch (choice) {
+    case cuda::KernelChoice::kHopper: {
+      const auto plan = cuda::plan_hopper(g, input.scalar_type(), allow_tf32);
+      TORCH_INTERNAL_ASSERT(plan.has_value());
+      cuda::launch_hopper(*plan, input, w, b, out, g);
+      break;
+    }
     case cuda::KernelChoice::kTensorCoreLarge:
     case cuda::KernelChoice::kTensorCoreMedium:
     case cuda::KernelChoice::kTensorCoreSmall:

@@ -2,7 +2,10 @@
 
 #include "ops/conv1d/cuda/conv1d_cuda_dispatch.h"
 
+#include "ops/conv1d/cuda/hopper/conv1d_hopper_plan.h"
+
 #include <algorithm>
+#include <atomic>
 
 namespace custom_ops::conv1d::cuda {
 
@@ -21,6 +24,8 @@ int64_t depthwise_sliding_window(int64_t element_size) {
 
 namespace {
 
+std::atomic<bool> hopper_enabled{true};
+
 // The staged window of a tensor-core tile (tile, halo, and up to one 16-byte vector of alignment
 // shift) must fit the configuration's window.
 bool fits_window(const Geometry& g, int64_t tile_l, int64_t window, int64_t element_size) {
@@ -35,6 +40,9 @@ bool fits_window(const Geometry& g, int64_t tile_l, int64_t window, int64_t elem
 //   one input channel per group (depthwise, channel multipliers), and
 //       stride 1, dilation 1, K <= 4 (causal-conv1d's shapes)                      -> depthwise_sliding
 //       otherwise, window <= 48 KB                                                 -> depthwise
+//   on an sm_90 GPU with sm_90a code: float32/float16/bfloat16, at least 2 input channels per group,
+//   the input TMA-readable (rows contiguous, 16-byte aligned), a window that fits a TMA box
+//   (plan_hopper: stride <= 3, halo within 232 positions)                         -> hopper
 //   float32/float16/bfloat16, the tile's input window ((tile - 1) * stride + (K - 1) * dilation + 1,
 //   plus alignment) within the configuration's window, and
 //       stride 1, out channels per group > 64, window <= 192                        -> tensorcore_large
@@ -47,8 +55,7 @@ bool fits_window(const Geometry& g, int64_t tile_l, int64_t window, int64_t elem
 //       out channels per group >= 8                                                -> direct_wide
 //       otherwise                                                                  -> direct_narrow
 // ---------------------------------------------------------------------------------------------------
-KernelChoice select_kernel(const Geometry& g, c10::ScalarType dtype, bool allow_tf32) {
-  (void)allow_tf32;  // picks the precision of the tensor-core kernels, not the kernel
+KernelChoice select_kernel(const Geometry& g, c10::ScalarType dtype, bool allow_tf32, const KernelTarget& target) {
   const int64_t element_size = c10::elementSize(dtype);
   const int64_t C_g = g.in_channels_per_group(), O_g = g.out_channels_per_group();
   const int64_t accumulator_size = std::max<int64_t>(element_size, 4);
@@ -58,6 +65,7 @@ KernelChoice select_kernel(const Geometry& g, c10::ScalarType dtype, bool allow_
   if (C_g == 1 && depthwise_window(g, element_size) * accumulator_size <= DepthwiseLimits::kMaxWindowBytes) {
     return KernelChoice::kDepthwise;
   }
+  if (target.hopper && target.input_tma_ok && plan_hopper(g, dtype, allow_tf32)) return KernelChoice::kHopper;
   const bool tensor_core_dtype = dtype == at::kFloat || dtype == at::kHalf || dtype == at::kBFloat16;
   if (tensor_core_dtype) {
     const bool unit_stride = g.stride == 1;
@@ -87,6 +95,7 @@ std::string kernel_name(KernelChoice choice, c10::ScalarType dtype, bool allow_t
     }
   };
   switch (choice) {
+    case KernelChoice::kHopper: return "hopper" + precision();
     case KernelChoice::kTensorCoreLarge: return "tensorcore_large" + precision();
     case KernelChoice::kTensorCoreMedium: return "tensorcore_medium" + precision();
     case KernelChoice::kTensorCoreSmall: return "tensorcore_small" + precision();
@@ -99,5 +108,18 @@ std::string kernel_name(KernelChoice choice, c10::ScalarType dtype, bool allow_t
   }
   return "unknown";
 }
+
+KernelTarget kernel_target(const at::Tensor& input, bool device_runs_hopper) {
+  KernelTarget target;
+  target.hopper = device_runs_hopper && hopper_kernels_enabled();
+  const at::Tensor x = input.dim() == 2 ? input.unsqueeze(0) : input;  // unbatched (C, L)
+  const uintptr_t address = x.is_meta() ? 0 : reinterpret_cast<uintptr_t>(x.const_data_ptr());
+  target.input_tma_ok = x.dim() == 3 && hopper_input_layout_ok(x.element_size(), x.size(0), x.size(1), x.size(2),
+                                                              x.stride(0), x.stride(1), x.stride(2), address);
+  return target;
+}
+
+bool hopper_kernels_enabled() { return hopper_enabled.load(); }
+bool set_hopper_kernels_enabled(bool enabled) { return hopper_enabled.exchange(enabled); }
 
 }  // namespace custom_ops::conv1d::cuda

@@ -4,6 +4,7 @@
 
 #include "ops/conv1d/conv1d_geometry.h"
 
+#include <ATen/core/Tensor.h>
 #include <c10/core/ScalarType.h>
 
 #include <string>
@@ -11,6 +12,7 @@
 namespace custom_ops::conv1d::cuda {
 
 enum class KernelChoice {
+  kHopper,           // sm_90a: TMA + mbarrier pipeline, wgmma, warp-specialised, persistent (hopper/)
   kTensorCoreLarge,  // mma.sync implicit GEMM, 128 channels x 128 positions per block (64 x 128 for 3xTF32)
   kTensorCoreMedium,  // mma.sync implicit GEMM, 64 channels x 128 positions per block
   kTensorCoreSmall,  // mma.sync implicit GEMM, 32 channels x 256 positions per block
@@ -41,9 +43,26 @@ int64_t depthwise_window(const Geometry& g, int64_t element_size);
 // The same for the sliding-window kernel: the tile, the last thread's halo read, whole vectors.
 int64_t depthwise_sliding_window(int64_t element_size);
 
-KernelChoice select_kernel(const Geometry& g, c10::ScalarType dtype, bool allow_tf32);
+// What the table needs to know beyond the shape: whether the device runs the Hopper family (an sm_90
+// GPU, a build with sm_90a code, the family not switched off) and whether TMA can read the input as laid
+// out (hopper_input_layout_ok).
+struct KernelTarget {
+  bool hopper = false;
+  bool input_tma_ok = false;
+};
 
-// e.g. "tensorcore_large_tf32", "tensorcore_small_3xtf32", "tensorcore_large_bf16", "depthwise", "direct_wide".
+KernelChoice select_kernel(const Geometry& g, c10::ScalarType dtype, bool allow_tf32, const KernelTarget& target);
+
+// The target for an input tensor (its strides and address; a meta tensor has no address and counts as
+// aligned) on a device that does or does not run the Hopper family; the switch below applies.
+KernelTarget kernel_target(const at::Tensor& input, bool device_runs_hopper);
+
+// The switch that keeps the Hopper family out of the table (tests use it to run the other kernels on an
+// H100; custom::conv1d_cuda_use_hopper sets it). On by default.
+bool hopper_kernels_enabled();
+bool set_hopper_kernels_enabled(bool enabled);  // returns the previous setting
+
+// e.g. "hopper_tf32", "hopper_3xtf32", "tensorcore_large_bf16", "depthwise", "direct_wide".
 std::string kernel_name(KernelChoice choice, c10::ScalarType dtype, bool allow_tf32);
 
 }  // namespace custom_ops::conv1d::cuda

@@ -1,0 +1,12 @@
+// The Hopper kernels for bf16: one translation unit per precision, so they compile in parallel.
+
+#include "ops/conv1d/cuda/hopper/hopper_launch.cuh"
+
+namespace custom_ops::conv1d::cuda {
+
+void launch_hopper_bf16(const HopperPlan& plan, const at::Tensor& input, const at::Tensor& weight,
+                       const at::Tensor& bias, at::Tensor& out, const Geometry& g) {
+  launch_hopper_tiles<__nv_bfloat16, HopperPrecision::kBF16>(plan, input, weight, bias, out, g);
+}
+
+}  // namespace custom_ops::conv1d::cuda

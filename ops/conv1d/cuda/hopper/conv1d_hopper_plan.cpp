@@ -1,0 +1,96 @@
+// Planning of the Hopper tensor-core family (see conv1d_hopper_plan.h).
+
+#include "ops/conv1d/cuda/hopper/conv1d_hopper_plan.h"
+
+#include <algorithm>
+
+namespace custom_ops::conv1d::cuda {
+
+namespace {
+
+constexpr int kMaxWindowPitch = 232;        // TMA boxes hold at most 256 positions; 232 = 8 (mod 32)
+constexpr int kMaxStages = 8;
+constexpr int kMinResidentStages = 3;       // resident weights only where the pipeline stays this deep
+constexpr int64_t kBarrierBytes = 1024;     // the mbarriers, ahead of the buffers
+constexpr int64_t kStreamedWeightStageBytes = 32 * 1024;
+constexpr int64_t kCoordinateLimit = int64_t{1} << 30;  // TMA coordinates are signed 32-bit
+
+// Smallest pitch >= span that is 8 (mod 32) elements: the A-fragment loads of a warp (4 channel rows x
+// 8 positions) then hit 32 different banks, for 4-byte and for 2-byte elements alike.
+int bank_friendly_pitch(int64_t span) { return static_cast<int>(span + ((8 - span % 32) + 32) % 32); }
+
+}  // namespace
+
+bool hopper_input_layout_ok(int64_t element_size, int64_t batch, int64_t channels, int64_t length,
+                            int64_t stride_n, int64_t stride_c, int64_t stride_l, uintptr_t address) {
+  const auto aligned = [](int64_t bytes) { return bytes % 16 == 0; };
+  const bool rows_ok = stride_l == 1 && stride_c >= length && aligned(stride_c * element_size);
+  const bool batch_ok = batch <= 1 || (stride_n >= channels * stride_c && aligned(stride_n * element_size));
+  return rows_ok && batch_ok && address % 16 == 0;
+}
+
+std::optional<HopperPlan> plan_hopper(const Geometry& g, c10::ScalarType dtype, bool allow_tf32,
+                                      int64_t max_shared_bytes) {
+  HopperPlan plan{};
+  switch (dtype) {
+    case at::kFloat: plan.precision = allow_tf32 ? HopperPrecision::kTF32 : HopperPrecision::k3xTF32; break;
+    case at::kHalf: plan.precision = HopperPrecision::kFP16; break;
+    case at::kBFloat16: plan.precision = HopperPrecision::kBF16; break;
+    default: return std::nullopt;
+  }
+  const int64_t element_size = c10::elementSize(dtype);
+  const int64_t C_g = g.in_channels_per_group(), O_g = g.out_channels_per_group();
+  if (C_g < 2) return std::nullopt;  // one channel per group: the depthwise kernels
+  // Every TMA coordinate (positions with padding and halo, channels, groups, batch) fits 32 bits.
+  if (g.in_length + g.pad_left + g.pad_right >= kCoordinateLimit || g.out_length >= kCoordinateLimit / g.stride ||
+      g.batch >= kCoordinateLimit || g.groups >= kCoordinateLimit || C_g >= kCoordinateLimit ||
+      g.out_channels >= kCoordinateLimit) {
+    return std::nullopt;
+  }
+  const bool split = plan.precision == HopperPrecision::k3xTF32;
+  plan.weight_parts = split ? 2 : 1;
+  plan.tile_n = O_g > 64 ? 128 : (O_g > 32 ? 64 : 32);
+  if (split) plan.tile_n = std::min(plan.tile_n, 64);  // two weight parts and two accumulators
+  plan.chunk_channels = static_cast<int>(64 / element_size);
+  // Two 64-position tiles per consumer where rows are long enough and the 3xTF32 registers allow it.
+  plan.m_tiles = (!split && g.out_length > 64) ? 2 : 1;
+  // TMA boxes must start on a 16-byte boundary along the row: a window starts up to one vector early.
+  const int64_t vector = 16 / element_size;
+  auto span = [&](int64_t taps) {
+    return (plan.positions_per_consumer() - 1) * g.stride + (taps - 1) * g.dilation + 1 + (vector - 1);
+  };
+  if (span(1) > kMaxWindowPitch && plan.m_tiles == 2) plan.m_tiles = 1;
+  if (span(1) > kMaxWindowPitch) return std::nullopt;  // long strides: the window exceeds a TMA box
+  const int64_t taps_by_window = std::min<int64_t>(g.kernel_size, (kMaxWindowPitch - span(1)) / g.dilation + 1);
+  const int64_t tap_bytes = plan.weight_parts * plan.tile_n * 64;  // one tap's weights of one stage
+  plan.chunks = static_cast<int>((C_g + plan.chunk_channels - 1) / plan.chunk_channels);
+
+  auto lay_out = [&](int64_t taps) {
+    plan.taps_per_stage = static_cast<int>(taps);
+    plan.tap_groups = static_cast<int>((g.kernel_size + taps - 1) / taps);
+    plan.window_pitch = bank_friendly_pitch(span(taps));
+    plan.input_stage_bytes = 2 * plan.chunk_channels * plan.window_pitch * element_size;
+    plan.weight_stage_bytes = taps * tap_bytes;
+  };
+  // Resident: the weights of a tile's (group, channel tile) are loaded once and serve every tile of it.
+  lay_out(taps_by_window);
+  const int64_t resident_bytes = int64_t(plan.chunks) * plan.tap_groups * plan.weight_stage_bytes;
+  const int64_t fixed_bytes = kBarrierBytes + kEpilogueBytes;
+  if (resident_bytes + kMinResidentStages * plan.input_stage_bytes + fixed_bytes <= max_shared_bytes) {
+    plan.resident_weights = true;
+    plan.stages = static_cast<int>(
+        std::min<int64_t>(kMaxStages, (max_shared_bytes - fixed_bytes - resident_bytes) / plan.input_stage_bytes));
+    plan.shared_bytes = kBarrierBytes + resident_bytes + plan.stages * plan.input_stage_bytes + kEpilogueBytes;
+    return plan;
+  }
+  // Streamed: each stage brings its taps' weights with the input window.
+  lay_out(std::min<int64_t>(taps_by_window, std::max<int64_t>(1, kStreamedWeightStageBytes / tap_bytes)));
+  plan.resident_weights = false;
+  const int64_t stage_bytes = plan.input_stage_bytes + plan.weight_stage_bytes;
+  plan.stages = static_cast<int>(std::min<int64_t>(kMaxStages, (max_shared_bytes - fixed_bytes) / stage_bytes));
+  if (plan.stages < 2) return std::nullopt;
+  plan.shared_bytes = fixed_bytes + plan.stages * stage_bytes;
+  return plan;
+}
+
+}  // namespace custom_ops::conv1d::cuda

@@ -1,0 +1,62 @@
+#pragma once
+// The Hopper (sm_90a) tensor-core family of custom::conv1d: which shapes it takes and how a call is laid
+// out (tile sizes, pipeline stages, whether the weights stay resident in shared memory). Plain C++, so
+// that the dispatch table and the kernel query can ask it in any build, with or without CUDA.
+//
+// The GEMM view on PyTorch's (N, C, L) layout: M = output positions, N = output channels of a group,
+// K = (input channel, tap). A CTA runs one producer warpgroup (TMA) and two consumer warpgroups; each
+// consumer owns `64 * m_tiles` consecutive output positions and `tile_n` output channels. A pipeline
+// stage holds, for `chunk_channels` input channels and `taps_per_stage` taps, the input window of both
+// consumers (TMA boxes of `window_pitch` positions) and, unless the weights are resident, those taps'
+// weights.
+
+#include "ops/conv1d/conv1d_geometry.h"
+
+#include <c10/core/ScalarType.h>
+
+#include <cstdint>
+#include <optional>
+
+namespace custom_ops::conv1d::cuda {
+
+enum class HopperPrecision { kTF32, k3xTF32, kFP16, kBF16 };
+
+struct HopperPlan {
+  HopperPrecision precision;
+  int tile_n;           // output channels per tile: 32, 64 or 128 (wgmma N)
+  int m_tiles;          // 64-position wgmma tiles per consumer warpgroup: 1 or 2
+  int chunk_channels;   // input channels per stage: 16 (float32) or 32 (16-bit), 64 bytes a position
+  int taps_per_stage;
+  int window_pitch;     // positions a stage holds per consumer (the TMA box), = 8 (mod 32) for banks
+  int weight_parts;     // 2 for 3xTF32 (high and low TF32 parts), else 1
+  int chunks;           // ceil(C_g / chunk_channels)
+  int tap_groups;       // ceil(K / taps_per_stage)
+  int stages;           // pipeline depth
+  bool resident_weights;
+  int64_t input_stage_bytes;   // both consumers' windows
+  int64_t weight_stage_bytes;  // one stage's weights (parts x taps x tile_n x 64 bytes)
+  int64_t shared_bytes;        // dynamic shared memory of a CTA
+
+  int positions_per_consumer() const { return 64 * m_tiles; }
+  int stages_per_tile() const { return chunks * tap_groups; }
+};
+
+// Shared memory the family plans for: an H100's per-block opt-in limit (227 KB).
+constexpr int64_t kHopperSharedBytes = 232448;
+// The epilogue's staging buffers: per consumer, 64 channels x 64 positions of float32 accumulators with a
+// row pitch of 68 (conflict-free writes from the accumulator layout), so that rows leave in long runs.
+constexpr int kEpilogueChannels = 64, kEpiloguePositions = 64, kEpiloguePitch = 68;
+constexpr int64_t kEpilogueBytes = 2 * kEpilogueChannels * kEpiloguePitch * 4;
+
+// The plan for a shape, or nothing where the family does not take it (dtype, one channel per group,
+// windows longer than a TMA box, 32-bit coordinate limits, shared memory). Independent of the input's
+// memory layout: the caller also checks hopper_input_layout_ok.
+std::optional<HopperPlan> plan_hopper(const Geometry& g, c10::ScalarType dtype, bool allow_tf32,
+                                      int64_t max_shared_bytes = kHopperSharedBytes);
+
+// TMA reads the input (N, C, L) through a tensor map: rows contiguous, 16-byte aligned start and
+// strides, nested as in a contiguous tensor (rows apart by at least a row, batch items by all rows).
+bool hopper_input_layout_ok(int64_t element_size, int64_t batch, int64_t channels, int64_t length,
+                            int64_t stride_n, int64_t stride_c, int64_t stride_l, uintptr_t address);
+
+}  // namespace custom_ops::conv1d::cuda

@@ -1,0 +1,12 @@
+// The Hopper kernels for tf32: one translation unit per precision, so they compile in parallel.
+
+#include "ops/conv1d/cuda/hopper/hopper_launch.cuh"
+
+namespace custom_ops::conv1d::cuda {
+
+void launch_hopper_tf32(const HopperPlan& plan, const at::Tensor& input, const at::Tensor& weight,
+                       const at::Tensor& bias, at::Tensor& out, const Geometry& g) {
+  launch_hopper_tiles<float, HopperPrecision::kTF32>(plan, input, weight, bias, out, g);
+}
+
+}  // namespace custom_ops::conv1d::cuda

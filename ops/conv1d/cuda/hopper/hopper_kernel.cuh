@@ -1,0 +1,503 @@
+#pragma once
+// The Hopper (sm_90a) tensor-core kernel of custom::conv1d, on PyTorch's (N, C, L) layout.
+//
+// GEMM view (see conv1d_hopper_plan.h): M = output positions, N = output channels of a group, K = (input
+// channel, tap). A CTA has three warpgroups:
+//   * the producer (one thread) fills a ring of pipeline stages: per stage, a TMA box of the input
+//     window for each consumer (channels x positions, zero-filled outside the tensor: that is the
+//     padding) and, when the weights are streamed, the stage's weights (one bulk copy of a block the
+//     host laid out in consumption order). Resident weights are one bulk copy per (group, channel tile);
+//   * two consumers each own 64 * MTiles consecutive output positions (a sub-tile, possibly of another
+//     batch row than the other consumer's) and TileN output channels. The input window is the A operand:
+//     the tap shift is a shifted shared-memory read into registers (wgmma's RS form; a descriptor cannot
+//     start at a one-element shift, and TF32 wgmma reads shared operands only K-major). The weights are
+//     the B operand, read by wgmma from shared memory through a descriptor;
+//   * the epilogue adds the bias (a functor, so an activation can follow), converts, and stores from the
+//     accumulators: 8 lanes hold 8 consecutive positions of one channel.
+// The grid is persistent: CTA b takes tiles b, b + gridDim.x, ..., ordered so that consecutive tiles
+// share their weights. Full/empty mbarriers order the stages; the producer and the consumers walk the
+// same tile sequence, so no other coordination is needed.
+
+#include "ops/conv1d/cuda/hopper/conv1d_hopper_plan.h"
+#include "ops/conv1d/cuda/hopper/hopper_ptx.cuh"
+#include "ops/conv1d/cuda/hopper/hopper_wgmma.cuh"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cstdint>
+#include <type_traits>
+
+namespace custom_ops::conv1d::cuda::hopper {
+
+// Everything a launch needs but the tensor map, filled once on the host from the geometry and the plan.
+// Passed by value and never addressed, so its fields are read from the constant bank (the tensor map is
+// a separate __grid_constant__ parameter: TMA needs its address, and an addressed parameter struct
+// would turn every field read into a memory load).
+struct HopperParams {
+  const uint8_t* weights;  // laid out by relayout_weights: [key][chunk][tap group][part][tap][kgroup][n][16 B]
+  const void* bias;        // (O,) or nullptr
+  void* output;            // (N, O, L_out), contiguous
+  int64_t out_length;
+  int64_t out_channels;
+  int out_channels_per_group;
+  int o_tiles;               // channel tiles per group
+  int64_t subtiles_per_row;  // ceil(L_out / positions per consumer)
+  int64_t subtiles;          // batch * subtiles_per_row
+  int64_t tiles_per_key;     // ceil(subtiles / 2): a tile is two consumers' sub-tiles
+  int64_t total_tiles;       // groups * o_tiles * tiles_per_key
+  int stride, dilation, pad_left, kernel_size;
+  int chunks, tap_groups, taps_per_stage, window_pitch, stages;
+  int resident_weights;
+  uint32_t input_stage_bytes, weight_stage_bytes, resident_bytes;
+  int store_vector;  // output elements per epilogue store (8, 4, 2 or 1): a divisor of L_out
+};
+
+template <typename Element, HopperPrecision kPrecision, int TileN, int MTiles>
+struct HopperTraits {
+  using element_t = Element;  // float, __half or __nv_bfloat16
+  static constexpr bool kFloat = std::is_same_v<Element, float>;
+  static constexpr bool kSplit = kPrecision == HopperPrecision::k3xTF32;
+  static constexpr int kTileN = TileN, kMTiles = MTiles;
+  static constexpr int kChunk = kFloat ? 16 : 32;  // channels per stage: 64 bytes of each position
+  static constexpr int kStepChannels = kFloat ? 8 : 16;  // channels per wgmma (its K)
+  static constexpr int kStepsPerTap = kChunk / kStepChannels;
+  static constexpr int kAccumulators = TileN / 2;  // per thread of a consumer, per 64-position tile
+  static constexpr int kThreads = 384;
+  // Registers per thread after setmaxnreg: the producer keeps few, the consumers take the rest.
+  static constexpr int kProducerRegisters = 72, kConsumerRegisters = 216;
+  static_assert(128 * kProducerRegisters + 256 * kConsumerRegisters <= 65536, "register file");
+  using Mma = std::conditional_t<kFloat, WgmmaTf32<TileN>,
+                                 std::conditional_t<std::is_same_v<Element, __half>, WgmmaFp16<TileN>, WgmmaBf16<TileN>>>;
+};
+
+// Bias, then nothing else: the hook where an activation would go.
+template <typename Element>
+struct BiasEpilogue {
+  const Element* bias;
+  __device__ __forceinline__ float operator()(float value, int64_t channel) const {
+    return bias ? value + static_cast<float>(bias[channel]) : value;
+  }
+};
+
+// Which sub-tiles a tile holds: tiles are ordered (group, channel tile) first, so the weights change
+// rarely along a CTA's sequence.
+struct TileCoordinates {
+  int64_t key;  // group * o_tiles + channel tile
+  int group, o0;
+  int64_t n[2], l0[2];
+  bool valid[2];
+};
+
+template <int TileN, int Positions>
+__device__ __forceinline__ TileCoordinates decode_tile(const HopperParams& p, int64_t tile) {
+  TileCoordinates c;
+  c.key = tile / p.tiles_per_key;
+  const int64_t pair = tile - c.key * p.tiles_per_key;
+  c.group = static_cast<int>(c.key / p.o_tiles);
+  c.o0 = static_cast<int>(c.key - int64_t(c.group) * p.o_tiles) * TileN;
+#pragma unroll
+  for (int w = 0; w < 2; ++w) {
+    const int64_t sub = 2 * pair + w;
+    c.valid[w] = sub < p.subtiles;
+    // A consumer without a sub-tile (the last tile of an odd count) computes on batch row 0 and
+    // stores nothing.
+    c.n[w] = c.valid[w] ? sub / p.subtiles_per_row : 0;
+    c.l0[w] = c.valid[w] ? (sub - c.n[w] * p.subtiles_per_row) * Positions : 0;
+  }
+  return c;
+}
+
+// Shared memory: [barriers: 1 KB][resident weights][stage 0: input (consumer 0, consumer 1), weights]...
+struct SharedLayout {
+  uint8_t* base;
+  uint32_t stage_bytes;
+  __device__ __forceinline__ uint64_t* barriers() const { return reinterpret_cast<uint64_t*>(base); }
+  __device__ __forceinline__ uint8_t* resident(const HopperParams&) const { return base + 1024; }
+  __device__ __forceinline__ uint8_t* input(const HopperParams& p, int stage, int consumer) const {
+    return base + 1024 + p.resident_bytes + size_t(stage) * stage_bytes + consumer * (p.input_stage_bytes / 2);
+  }
+  __device__ __forceinline__ uint8_t* stage_weights(const HopperParams& p, int stage) const {
+    return base + 1024 + p.resident_bytes + size_t(stage) * stage_bytes + p.input_stage_bytes;
+  }
+  __device__ __forceinline__ float* epilogue(const HopperParams& p, int consumer) const {
+    return reinterpret_cast<float*>(base + 1024 + p.resident_bytes + size_t(p.stages) * stage_bytes) +
+           consumer * kEpilogueChannels * kEpiloguePitch;
+  }
+};
+
+// Where a stage's window starts: TMA boxes start on a 16-byte boundary along the row, so the window
+// begins up to one vector before the first position the taps read; `shift` is that distance.
+template <int kVector>
+__device__ __forceinline__ int64_t window_start(int64_t first, int& shift) {
+  const int64_t aligned = (first >= 0 ? first : first - (kVector - 1)) / kVector * kVector;
+  shift = static_cast<int>(first - aligned);
+  return aligned;
+}
+
+// Synchronises the 128 threads of one consumer warpgroup (named barrier 1 + consumer; 0 is __syncthreads).
+__device__ __forceinline__ void consumer_sync(int consumer) {
+  if (consumer == 0) {
+    asm volatile("barrier.sync 1, 128;\n" ::: "memory");
+  } else {
+    asm volatile("barrier.sync 2, 128;\n" ::: "memory");
+  }
+}
+
+// Barrier indices: full[s] = s, empty[s] = kMaxStages + s, then the resident weights' pair.
+constexpr int kMaxStages = 8;
+constexpr int kWeightsFull = 2 * kMaxStages, kWeightsEmpty = 2 * kMaxStages + 1;
+constexpr int kConsumerWarps = 8;  // every consumer warp releases what it read
+
+template <class Traits>
+__device__ __forceinline__ void produce(const HopperParams& p, const CUtensorMap* input_map, const SharedLayout& smem) {
+  constexpr int kPositions = 64 * Traits::kMTiles;
+  uint64_t* bars = smem.barriers();
+  int stage = 0;
+  uint32_t phase = 0, weight_loads = 0;
+  int64_t loaded_key = -1;
+  prefetch_tensor_map(input_map);
+  for (int64_t tile = blockIdx.x; tile < p.total_tiles; tile += gridDim.x) {
+    const TileCoordinates c = decode_tile<Traits::kTileN, kPositions>(p, tile);
+    if (p.resident_weights && c.key != loaded_key) {
+      if (weight_loads > 0) barrier_wait(shared_address(&bars[kWeightsEmpty]), (weight_loads - 1) & 1);
+      barrier_arrive_expect_bytes(shared_address(&bars[kWeightsFull]), p.resident_bytes);
+      bulk_load(shared_address(smem.resident(p)), p.weights + c.key * p.resident_bytes, p.resident_bytes,
+                shared_address(&bars[kWeightsFull]));
+      loaded_key = c.key;
+      ++weight_loads;
+    }
+    const int64_t first_stage_block = c.key * p.chunks * p.tap_groups;
+    for (int chunk = 0; chunk < p.chunks; ++chunk) {
+      for (int tap_group = 0; tap_group < p.tap_groups; ++tap_group) {
+        const uint32_t full = shared_address(&bars[stage]);
+        barrier_wait(shared_address(&bars[kMaxStages + stage]), phase ^ 1);
+        barrier_arrive_expect_bytes(full, p.input_stage_bytes + (p.resident_weights ? 0 : p.weight_stage_bytes));
+#pragma unroll
+        for (int w = 0; w < 2; ++w) {
+          int shift;
+          const int64_t first = window_start<16 / sizeof(typename Traits::element_t)>(
+              c.l0[w] * p.stride - p.pad_left + int64_t(tap_group) * p.taps_per_stage * p.dilation, shift);
+          tma_load_4d(shared_address(smem.input(p, stage, w)), input_map, full, static_cast<int>(first),
+                      chunk * Traits::kChunk, c.group, static_cast<int>(c.n[w]));
+        }
+        if (!p.resident_weights) {
+          const int64_t block = first_stage_block + int64_t(chunk) * p.tap_groups + tap_group;
+          bulk_load(shared_address(smem.stage_weights(p, stage)), p.weights + block * p.weight_stage_bytes,
+                    p.weight_stage_bytes, full);
+        }
+        if (++stage == p.stages) stage = 0, phase ^= 1;
+      }
+    }
+  }
+}
+
+// The A fragments of one tap for every wgmma step of a stage and every 64-position tile (see
+// hopper_wgmma.cuh for the fragment layout), read from the consumer's input window at the tap's shift.
+template <class Traits>
+__device__ __forceinline__ void load_a(uint32_t (&a)[Traits::kStepsPerTap][Traits::kMTiles][4], const uint8_t* window,
+                                       int pitch, int row_offset, int stride) {
+  const int lane = threadIdx.x % 32, t = lane % 4;
+  if constexpr (Traits::kFloat) {
+    const float* x = reinterpret_cast<const float*>(window) + t * pitch + row_offset;
+#pragma unroll
+    for (int j = 0; j < Traits::kStepsPerTap; ++j)
+#pragma unroll
+      for (int m = 0; m < Traits::kMTiles; ++m) {
+        const float* r = x + 8 * j * pitch + m * 64 * stride;
+        const float v[4] = {r[0], r[8 * stride], r[4 * pitch], r[4 * pitch + 8 * stride]};
+#pragma unroll
+        for (int e = 0; e < 4; ++e) a[j][m][e] = Traits::kSplit ? __float_as_uint(v[e]) : to_tf32(v[e]);
+      }
+  } else {
+    const uint16_t* x = reinterpret_cast<const uint16_t*>(window) + 2 * t * pitch + row_offset;
+#pragma unroll
+    for (int j = 0; j < Traits::kStepsPerTap; ++j)
+#pragma unroll
+      for (int m = 0; m < Traits::kMTiles; ++m) {
+        const uint16_t* r = x + 16 * j * pitch + m * 64 * stride;
+        const int s8 = 8 * stride;
+        a[j][m][0] = uint32_t(r[0]) | (uint32_t(r[pitch]) << 16);
+        a[j][m][1] = uint32_t(r[s8]) | (uint32_t(r[pitch + s8]) << 16);
+        a[j][m][2] = uint32_t(r[8 * pitch]) | (uint32_t(r[9 * pitch]) << 16);
+        a[j][m][3] = uint32_t(r[8 * pitch + s8]) | (uint32_t(r[9 * pitch + s8]) << 16);
+      }
+  }
+}
+
+// Packs two outputs into one 32-bit word (16-bit types) or returns one float32's bits.
+template <typename Element>
+__device__ __forceinline__ uint32_t pack_outputs(float a, float b) {
+  if constexpr (std::is_same_v<Element, __half>) {
+    const __half2 v = __floats2half2_rn(a, b);
+    return *reinterpret_cast<const uint32_t*>(&v);
+  } else {
+    const __nv_bfloat162 v = __floats2bfloat162_rn(a, b);
+    return *reinterpret_cast<const uint32_t*>(&v);
+  }
+}
+
+// Stores 16 bytes (or 8, or 4) of consecutive outputs of one row from float32 staging.
+template <typename Element, int kBytes, class Epilogue>
+__device__ __forceinline__ void store_run(Element* y, const float* v, const Epilogue& epilogue, int64_t channel) {
+  constexpr int kWords = kBytes / 4;
+  uint32_t w[kWords];
+#pragma unroll
+  for (int k = 0; k < kWords; ++k) {
+    if constexpr (std::is_same_v<Element, float>) {
+      w[k] = __float_as_uint(epilogue(v[k], channel));
+    } else {
+      w[k] = pack_outputs<Element>(epilogue(v[2 * k], channel), epilogue(v[2 * k + 1], channel));
+    }
+  }
+  if constexpr (kWords == 4) *reinterpret_cast<uint4*>(y) = make_uint4(w[0], w[1], w[2], w[3]);
+  if constexpr (kWords == 2) *reinterpret_cast<uint2*>(y) = make_uint2(w[0], w[1]);
+  if constexpr (kWords == 1) *reinterpret_cast<uint32_t*>(y) = w[0];
+}
+
+template <class Traits>
+__device__ __forceinline__ void consume(const HopperParams& p, const SharedLayout& smem, int consumer) {
+  using Element = typename Traits::element_t;
+  using Mma = typename Traits::Mma;
+  constexpr int kMTiles = Traits::kMTiles, kAcc = Traits::kAccumulators, kSteps = Traits::kStepsPerTap;
+  constexpr int kPositions = 64 * kMTiles, kTileN = Traits::kTileN;
+  uint64_t* bars = smem.barriers();
+  const int warp = (threadIdx.x / 32) % 4, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  const int row_offset = (warp * 16 + g) * p.stride;  // this lane's first position in the window
+  const uint32_t b_leading = kTileN * 16, b_stride = 128;  // descriptor strides of the B layout
+  const uint32_t resident = shared_address(smem.resident(p));
+  const BiasEpilogue<Element> epilogue{static_cast<const Element*>(p.bias)};
+  const int pitch = p.window_pitch, stride = p.stride, dilation = p.dilation, taps_per_stage = p.taps_per_stage;
+
+  float acc[kMTiles][kAcc];
+  float partial[Traits::kSplit ? kMTiles : 1][Traits::kSplit ? kAcc : 1];  // 3xTF32: one tap's products
+  int stage = 0;
+  uint32_t phase = 0, weight_loads = 0;
+  int64_t current_key = -1;
+  for (int64_t tile = blockIdx.x; tile < p.total_tiles; tile += gridDim.x) {
+    __syncwarp();  // the last epilogue's masked stores diverged the warp; wgmma needs it converged
+    const TileCoordinates c = decode_tile<kTileN, kPositions>(p, tile);
+    if (p.resident_weights && c.key != current_key) {
+      if (current_key >= 0 && lane == 0) barrier_arrive(shared_address(&bars[kWeightsEmpty]));
+      barrier_wait(shared_address(&bars[kWeightsFull]), weight_loads & 1);
+      __syncwarp();
+      ++weight_loads;
+      current_key = c.key;
+    }
+    if constexpr (Traits::kSplit) {
+#pragma unroll
+      for (int m = 0; m < kMTiles; ++m)
+#pragma unroll
+        for (int i = 0; i < kAcc; ++i) acc[m][i] = 0.f;
+    }
+    int accumulate = 0;  // the tile's first wgmma overwrites the accumulators
+    for (int chunk = 0; chunk < p.chunks; ++chunk) {
+      for (int tap_group = 0; tap_group < p.tap_groups; ++tap_group) {
+        barrier_wait(shared_address(&bars[stage]), phase);
+        __syncwarp();  // the spin may release lanes at different times; wgmma needs the warp converged
+        const uint8_t* window = smem.input(p, stage, consumer);
+        const uint32_t weights =
+            p.resident_weights
+                ? resident + uint32_t(chunk * p.tap_groups + tap_group) * p.weight_stage_bytes
+                : shared_address(smem.stage_weights(p, stage));
+        const int taps = min(taps_per_stage, p.kernel_size - tap_group * taps_per_stage);
+        int shift;  // the same for both consumers: their sub-tiles start at multiples of 64 positions
+        window_start<16 / sizeof(Element)>(int64_t(tap_group) * taps_per_stage * dilation - p.pad_left, shift);
+        const int row_base = row_offset + shift;
+        // B of (part, tap, step): 4 kgroups of 16 bytes per (tap, n), two per step.
+        auto b_descriptor = [&](int part, int tap, int step) {
+          const uint32_t address = weights + uint32_t(((part * taps_per_stage + tap) * 4 + 2 * step) * kTileN * 16);
+          return matrix_descriptor(address, b_leading, b_stride);
+        };
+        if constexpr (Traits::kSplit) {
+          for (int tap = 0; tap < taps; ++tap) {
+            uint32_t a[kSteps][kMTiles][4];
+            load_a<Traits>(a, window, pitch, row_base + tap * dilation, stride);
+            wgmma_fence();
+            // x * w ~ x_lo * w_hi + x_hi * w_lo + x_hi * w_hi, small products first, into `partial`.
+#pragma unroll
+            for (int j = 0; j < kSteps; ++j)
+#pragma unroll
+              for (int m = 0; m < kMTiles; ++m) {
+                uint32_t hi[4], lo[4];
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                  const float v = __uint_as_float(a[j][m][e]);
+                  hi[e] = to_tf32(v);
+                  lo[e] = to_tf32(v - __uint_as_float(hi[e]));
+                }
+                Mma::run(partial[m], lo, b_descriptor(0, tap, j), j > 0);
+                Mma::run(partial[m], hi, b_descriptor(1, tap, j), 1);
+                Mma::run(partial[m], hi, b_descriptor(0, tap, j), 1);
+              }
+            wgmma_commit();
+            wgmma_wait<0>();
+            // The tensor cores' float32 sums truncate; folding each tap's products into `acc` with a
+            // correctly rounded add keeps long reductions at float32 accuracy.
+#pragma unroll
+            for (int m = 0; m < kMTiles; ++m)
+#pragma unroll
+              for (int i = 0; i < kAcc; ++i) acc[m][i] += partial[m][i];
+          }
+        } else {
+          // One tap per wgmma group. Loading the next tap while a group runs would need a second set
+          // of fragment registers, which costs the epilogue spills; the other consumer's group keeps
+          // the tensor cores busy meanwhile.
+          for (int tap = 0; tap < taps; ++tap) {
+            uint32_t a[kSteps][kMTiles][4];
+            load_a<Traits>(a, window, pitch, row_base + tap * dilation, stride);
+            wgmma_fence();
+#pragma unroll
+            for (int j = 0; j < kSteps; ++j)
+#pragma unroll
+              for (int m = 0; m < kMTiles; ++m) Mma::run(acc[m], a[j][m], b_descriptor(0, tap, j), accumulate | j);
+            wgmma_commit();
+            wgmma_wait<0>();
+            accumulate = 1;
+          }
+        }
+        __syncwarp();
+        if (lane == 0) barrier_arrive(shared_address(&bars[kMaxStages + stage]));
+        if (++stage == p.stages) stage = 0, phase ^= 1;
+      }
+    }
+    // This consumer's sub-tile (selected, not indexed, so the coordinates stay in registers).
+    const bool valid = consumer == 0 ? c.valid[0] : c.valid[1];
+    const int64_t n = consumer == 0 ? c.n[0] : c.n[1], l0 = consumer == 0 ? c.l0[0] : c.l0[1];
+    if (!valid) continue;
+    // Epilogue, through shared memory so that rows leave in long coalesced runs (stored straight from
+    // the accumulator layout, each warp store touched 4 rows with 32 bytes each and the stores cost 3x
+    // the whole input and compute). Per round: 64 positions x 64 channels; d[4i + 2h + e] is position
+    // 16 * warp + g + 8h, channel 8i + 2t + e of a 64-row tile.
+    const int64_t channel0 = int64_t(c.group) * p.out_channels_per_group + c.o0;
+    Element* out = static_cast<Element*>(p.output) + (n * p.out_channels + channel0) * p.out_length;
+    const int channels_here = min(kTileN, p.out_channels_per_group - c.o0);
+    float* staging = smem.epilogue(p, consumer);
+    constexpr int kRoundChannels = kTileN < kEpilogueChannels ? kTileN : kEpilogueChannels;
+    const int vector = p.store_vector;  // elements per store: L_out % vector == 0, so rows stay aligned
+    const int row_threads = kEpiloguePositions / vector, rows_per_pass = 128 / row_threads;
+    const int thread = threadIdx.x % 128;
+#pragma unroll
+    for (int m = 0; m < kMTiles; ++m)
+#pragma unroll
+      for (int half = 0; half < kTileN / kRoundChannels; ++half) {
+        consumer_sync(consumer);  // the previous round's reads are done
+#pragma unroll
+        for (int i = 0; i < kRoundChannels / 8; ++i)
+#pragma unroll
+          for (int h = 0; h < 2; ++h)
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+              staging[(8 * i + 2 * t + e) * kEpiloguePitch + warp * 16 + g + 8 * h] =
+                  acc[m][4 * (half * kRoundChannels / 8 + i) + 2 * h + e];
+            }
+        consumer_sync(consumer);
+        const int64_t first = l0 + m * 64;
+        for (int row = thread / row_threads; row < kRoundChannels; row += rows_per_pass) {
+          const int o = half * kRoundChannels + row;
+          if (o >= channels_here) break;
+          const int position = (thread % row_threads) * vector;
+          const int64_t l = first + position;
+          if (l >= p.out_length) continue;
+          const float* v = staging + row * kEpiloguePitch + position;
+          Element* y = out + int64_t(o) * p.out_length + l;
+          const int64_t channel = channel0 + o;
+          const int bytes = vector * int(sizeof(Element));
+          if (bytes == 16) {
+            store_run<Element, 16>(y, v, epilogue, channel);
+          } else if (bytes == 8) {
+            store_run<Element, 8>(y, v, epilogue, channel);
+          } else if (bytes == 4) {
+            store_run<Element, 4>(y, v, epilogue, channel);
+          } else {
+            y[0] = static_cast<Element>(epilogue(v[0], channel));
+          }
+        }
+      }
+  }
+}
+
+template <class Traits>
+__global__ void __launch_bounds__(Traits::kThreads, 1)
+    conv1d_hopper_kernel(const __grid_constant__ CUtensorMap input_map, const HopperParams p) {
+#if CUSTOM_OPS_HOPPER_DEVICE_CODE
+  extern __shared__ __align__(1024) uint8_t shared_bytes[];
+  const SharedLayout smem{shared_bytes, p.input_stage_bytes + (p.resident_weights ? 0u : p.weight_stage_bytes)};
+  uint64_t* bars = smem.barriers();
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < p.stages; ++s) {
+      barrier_init(shared_address(&bars[s]), 1);  // the producer's arrival + the copies' bytes
+      barrier_init(shared_address(&bars[kMaxStages + s]), kConsumerWarps);
+    }
+    barrier_init(shared_address(&bars[kWeightsFull]), 1);
+    barrier_init(shared_address(&bars[kWeightsEmpty]), kConsumerWarps);
+    barrier_init_fence();
+  }
+  __syncthreads();
+  const int warpgroup = threadIdx.x / 128;
+  if (warpgroup == 0) {
+    lower_register_limit<Traits::kProducerRegisters>();
+    if (threadIdx.x == 0) produce<Traits>(p, &input_map, smem);
+  } else {
+    raise_register_limit<Traits::kConsumerRegisters>();
+    consume<Traits>(p, smem, warpgroup - 1);
+  }
+#endif
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Weights (O, C_g, K) -> the B blocks in consumption order, zero past O_g, C_g and K. One thread per
+// 16-byte row of a core matrix: [key][chunk][tap group][part][tap][kgroup][n] x 16 B, where a kgroup is
+// the 16 bytes of channels (4 float32 or 8 16-bit) one core-matrix row holds. float32 becomes TF32
+// (rounded) or, for 3xTF32, a TF32 high part and a TF32 low part (w - high).
+// ---------------------------------------------------------------------------------------------------
+struct RelayoutShape {
+  int64_t total_rows;
+  int o_tiles, chunks, tap_groups, parts, taps_per_stage, tile_n, chunk_channels;
+  int in_channels_per_group, out_channels_per_group, kernel_size;
+};
+
+template <typename Element, bool kSplit>
+__global__ void relayout_weights(const Element* __restrict__ weight, uint4* __restrict__ blocks, RelayoutShape s) {
+  constexpr int kPer16 = 16 / int(sizeof(Element));
+  for (int64_t row = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; row < s.total_rows;
+       row += int64_t(gridDim.x) * blockDim.x) {
+    int64_t r = row;
+    const int n = int(r % s.tile_n);
+    r /= s.tile_n;
+    const int kgroup = int(r % 4);
+    r /= 4;
+    const int tap_slot = int(r % s.taps_per_stage);
+    r /= s.taps_per_stage;
+    const int part = int(r % s.parts);
+    r /= s.parts;
+    const int tap_group = int(r % s.tap_groups);
+    r /= s.tap_groups;
+    const int chunk = int(r % s.chunks);
+    const int64_t key = r / s.chunks;
+    const int64_t group = key / s.o_tiles;
+    const int o = int(key % s.o_tiles) * s.tile_n + n;
+    const int tap = tap_group * s.taps_per_stage + tap_slot;
+    alignas(16) Element values[kPer16];
+#pragma unroll
+    for (int e = 0; e < kPer16; ++e) {
+      const int c = chunk * s.chunk_channels + kgroup * kPer16 + e;
+      float v = 0.f;
+      if (o < s.out_channels_per_group && c < s.in_channels_per_group && tap < s.kernel_size) {
+        v = static_cast<float>(
+            weight[((group * s.out_channels_per_group + o) * s.in_channels_per_group + c) * s.kernel_size + tap]);
+      }
+      if constexpr (std::is_same_v<Element, float>) {
+        uint32_t bits;
+        asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(bits) : "f"(v));  // TF32, or the high part of 3xTF32
+        if (kSplit && part == 1) asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(bits) : "f"(v - __uint_as_float(bits)));
+        values[e] = __uint_as_float(bits);
+      } else {
+        values[e] = static_cast<Element>(v);
+      }
+    }
+    blocks[row] = *reinterpret_cast<const uint4*>(values);
+  }
+}
+
+}  // namespace custom_ops::conv1d::cuda::hopper

@@ -1,0 +1,132 @@
+"""The Hopper (sm_90a) tensor-core family (ops/conv1d/cuda/hopper/).
+
+Every case is a branch of its plan (resident or streamed weights, one or two 64-position tiles per
+consumer, channel tiles of 32/64/128, partial channel chunks and tap groups, strides, dilation,
+padding, groups, short rows that pair sub-tiles of different batch items, key changes along a CTA's
+persistent loop). The kernel query, asked for an sm_90 GPU (arch=90), must name the family on every
+machine; on an sm_90 GPU the op's output is compared with F.conv1d in float64, with and without bias,
+in all four precisions, and again with the family switched off (the mma.sync kernels).
+"""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import TOLERANCE, relative_max_error
+
+HOPPER_GPU = torch.cuda.is_available() and torch.cuda.get_device_capability() == (9, 0)
+
+# (name, (N, C, O, K, L), conv arguments, input layout)
+CASES = [
+    ("headline-like, resident weights", (2, 64, 128, 3, 4096), dict(), None),
+    ("partial channel chunk and tile", (3, 37, 70, 5, 616), dict(padding=4, dilation=3), None),
+    ("streamed weights", (2, 512, 256, 3, 1024), dict(padding=1), None),
+    ("grouped, 8 channels a group", (2, 64, 64, 5, 1000), dict(padding=2, groups=8), None),
+    ("groups change along the persistent loop", (8, 256, 256, 3, 2048), dict(padding=1, groups=4), None),
+    ("three channel tiles", (2, 64, 300, 3, 512), dict(), None),
+    ("stride 2", (2, 32, 128, 4, 904), dict(stride=2, padding=1), None),
+    ("stride 3, dilation 2", (3, 24, 40, 5, 776), dict(stride=3, padding=2, dilation=2), None),
+    ("pointwise", (2, 32, 16, 1, 1032), dict(), None),
+    ("long kernel, resident", (1, 16, 48, 31, 704), dict(padding=15), None),
+    ("long kernel, streamed tap groups", (2, 128, 128, 31, 512), dict(padding=15), None),
+    ("short rows, sub-tiles of two batch items", (64, 64, 64, 3, 64), dict(padding=1), None),
+    ("odd number of sub-tiles", (3, 16, 32, 3, 120), dict(), None),
+    ("right padding only reached", (2, 16, 24, 4, 328), dict(padding=3), None),
+    ("batch of one, aligned slice", (1, 48, 96, 3, 512), dict(padding=1), "slice"),
+    ("unbatched", (None, 32, 64, 3, 256), dict(padding=1), None),
+]
+
+PRECISIONS = [  # (dtype, allow_tf32, kernel suffix, tolerance)
+    (torch.float32, True, "_tf32", 5e-3),
+    (torch.float32, False, "_3xtf32", TOLERANCE[torch.float32]),
+    (torch.float16, True, "_fp16", TOLERANCE[torch.float16]),
+    (torch.bfloat16, True, "_bf16", TOLERANCE[torch.bfloat16]),
+]
+
+
+@pytest.fixture
+def tf32_setting():
+    previous = torch.backends.cudnn.allow_tf32
+    yield lambda allowed: setattr(torch.backends.cudnn, "allow_tf32", allowed)
+    torch.backends.cudnn.allow_tf32 = previous
+
+
+@pytest.fixture
+def hopper_off():
+    previous = torch.ops.custom.conv1d_cuda_use_hopper(False)
+    yield
+    torch.ops.custom.conv1d_cuda_use_hopper(previous)
+
+
+def make_input(shape, layout, dtype, device, gen):
+    n, c, _, _, length = shape
+    if n is None:
+        return torch.randn(c, length, generator=gen, dtype=torch.float64).to(device, dtype)
+    if layout == "slice":  # rows of a longer tensor, starting 8 positions in: still 16-byte aligned
+        x = torch.randn(n, c, length + 16, generator=gen, dtype=torch.float64).to(device, dtype)
+        return x[:, :, 8:8 + length]
+    return torch.randn(n, c, length, generator=gen, dtype=torch.float64).to(device, dtype)
+
+
+def conv_args(conv):
+    return [conv.get("stride", 1)], [conv.get("padding", 0)], [conv.get("dilation", 1)], conv.get("groups", 1)
+
+
+@pytest.mark.parametrize("dtype, allow_tf32, suffix, tolerance", PRECISIONS, ids=["tf32", "3xtf32", "fp16", "bf16"])
+@pytest.mark.parametrize("name, shape, conv, layout", CASES, ids=[c[0] for c in CASES])
+def test_hopper_family(name, shape, conv, layout, dtype, allow_tf32, suffix, tolerance, tf32_setting):
+    tf32_setting(allow_tf32)
+    gen = torch.Generator().manual_seed(sum(map(ord, name)))
+    device = "cuda" if HOPPER_GPU else "cpu"
+    x = make_input(shape, layout, dtype, device, gen)
+    _, c, o, k, _ = shape
+    groups = conv.get("groups", 1)
+    w = torch.randn(o, c // groups, k, generator=gen, dtype=torch.float64).to(device, dtype)
+    b = torch.randn(o, generator=gen, dtype=torch.float64).to(device, dtype)
+    args = conv_args(conv)
+    assert torch.ops.custom.conv1d_cuda_kernel(x, w, *args, arch=90) == "hopper" + suffix
+    assert not torch.ops.custom.conv1d_cuda_kernel(x, w, *args, arch=80).startswith("hopper")
+    if not HOPPER_GPU:
+        return
+    assert torch.ops.custom.conv1d_cuda_kernel(x, w, *args) == "hopper" + suffix
+    for bias in (b, None):
+        ref = F.conv1d(x.double().cpu(), w.double().cpu(), None if bias is None else bias.double().cpu(), *args)
+        torch.full((ref.numel() + 1024,), float("nan"), dtype=dtype, device="cuda")  # poison the next block
+        out = torch.ops.custom.conv1d(x, w, bias, *args)
+        assert out.shape == ref.shape
+        err = relative_max_error(out, ref)
+        assert err <= tolerance, f"{name} {suffix} bias={bias is not None}: relative error {err:.3e}"
+
+
+@pytest.mark.skipif(not HOPPER_GPU, reason="needs an sm_90 GPU")
+@pytest.mark.parametrize("dtype, allow_tf32, suffix, tolerance", PRECISIONS, ids=["tf32", "3xtf32", "fp16", "bf16"])
+def test_switched_off_runs_the_other_kernels(dtype, allow_tf32, suffix, tolerance, tf32_setting, hopper_off):
+    tf32_setting(allow_tf32)
+    gen = torch.Generator().manual_seed(7)
+    x = torch.randn(2, 64, 1000, generator=gen, dtype=torch.float64).to("cuda", dtype)
+    w = torch.randn(128, 64, 3, generator=gen, dtype=torch.float64).to("cuda", dtype)
+    assert torch.ops.custom.conv1d_cuda_kernel(x, w, [1], [1], [1], 1) == "tensorcore_large" + suffix
+    ref = F.conv1d(x.double().cpu(), w.double().cpu(), None, 1, 1)
+    assert relative_max_error(torch.ops.custom.conv1d(x, w, None, [1], [1], [1], 1), ref) <= tolerance
+
+
+@pytest.mark.parametrize("layout, taken", [("contiguous", True), ("offset", False), ("channels-last", False)])
+def test_layouts_tma_cannot_read_go_elsewhere(layout, taken):
+    x = torch.randn(2, 32, 512)
+    if layout == "offset":  # one element past a 16-byte boundary
+        x = torch.randn(2 * 32 * 512 + 1)[1:].view(2, 32, 512)
+    if layout == "channels-last":
+        x = torch.randn(2, 512, 32).transpose(1, 2)
+    w = torch.randn(64, 32, 3)
+    assert torch.ops.custom.conv1d_cuda_kernel(x, w, [1], [1], [1], 1, arch=90).startswith("hopper") == taken
+
+
+def test_shapes_outside_the_family():
+    w = torch.randn(64, 32, 3)
+    x = torch.randn(2, 32, 2048)
+    assert torch.ops.custom.conv1d_cuda_kernel(x, w, [4], [0], [1], 1, arch=90) != "hopper_tf32"  # stride 4
+    assert torch.ops.custom.conv1d_cuda_kernel(x, torch.randn(64, 32, 9), [1], [0], [16], 1, arch=90) \
+        .startswith("hopper")  # halo 128: still one window with fewer taps per stage
+    assert not torch.ops.custom.conv1d_cuda_kernel(x.double(), w.double(), [1], [0], [1], 1, arch=90) \
+        .startswith("hopper")
+    depthwise = torch.randn(32, 1, 3)
+    assert not torch.ops.custom.conv1d_cuda_kernel(x, depthwise, [1], [1], [1], 32, arch=90).startswith("hopper")
