@@ -50,7 +50,6 @@ struct HopperParams {
   int chunks, tap_groups, taps_per_stage, window_pitch, stages;
   int resident_weights;
   uint32_t input_stage_bytes, weight_stage_bytes, resident_bytes;
-  int store_vector;  // output elements per epilogue store (8, 4, 2 or 1): a divisor of L_out
 };
 
 template <typename Element, HopperPrecision kPrecision, int TileN, int MTiles>
@@ -225,36 +224,6 @@ __device__ __forceinline__ void load_a(uint32_t (&a)[Traits::kStepsPerTap][Trait
   }
 }
 
-// Packs two outputs into one 32-bit word (16-bit types) or returns one float32's bits.
-template <typename Element>
-__device__ __forceinline__ uint32_t pack_outputs(float a, float b) {
-  if constexpr (std::is_same_v<Element, __half>) {
-    const __half2 v = __floats2half2_rn(a, b);
-    return *reinterpret_cast<const uint32_t*>(&v);
-  } else {
-    const __nv_bfloat162 v = __floats2bfloat162_rn(a, b);
-    return *reinterpret_cast<const uint32_t*>(&v);
-  }
-}
-
-// Stores 16 bytes (or 8, or 4) of consecutive outputs of one row from float32 staging.
-template <typename Element, int kBytes, class Epilogue>
-__device__ __forceinline__ void store_run(Element* y, const float* v, const Epilogue& epilogue, int64_t channel) {
-  constexpr int kWords = kBytes / 4;
-  uint32_t w[kWords];
-#pragma unroll
-  for (int k = 0; k < kWords; ++k) {
-    if constexpr (std::is_same_v<Element, float>) {
-      w[k] = __float_as_uint(epilogue(v[k], channel));
-    } else {
-      w[k] = pack_outputs<Element>(epilogue(v[2 * k], channel), epilogue(v[2 * k + 1], channel));
-    }
-  }
-  if constexpr (kWords == 4) *reinterpret_cast<uint4*>(y) = make_uint4(w[0], w[1], w[2], w[3]);
-  if constexpr (kWords == 2) *reinterpret_cast<uint2*>(y) = make_uint2(w[0], w[1]);
-  if constexpr (kWords == 1) *reinterpret_cast<uint32_t*>(y) = w[0];
-}
-
 template <class Traits>
 __device__ __forceinline__ void consume(const HopperParams& p, const SharedLayout& smem, int consumer) {
   using Element = typename Traits::element_t;
@@ -365,56 +334,62 @@ __device__ __forceinline__ void consume(const HopperParams& p, const SharedLayou
     const bool valid = consumer == 0 ? c.valid[0] : c.valid[1];
     const int64_t n = consumer == 0 ? c.n[0] : c.n[1], l0 = consumer == 0 ? c.l0[0] : c.l0[1];
     if (!valid) continue;
-    // Epilogue, through shared memory so that rows leave in long coalesced runs (stored straight from
-    // the accumulator layout, each warp store touched 4 rows with 32 bytes each and the stores cost 3x
-    // the whole input and compute). Per round: 64 positions x 64 channels; d[4i + 2h + e] is position
-    // 16 * warp + g + 8h, channel 8i + 2t + e of a 64-row tile.
+    // Epilogue: through shared memory, and out by the copy engine. Stored straight from the accumulator
+    // layout, each warp store wrote 32 bytes into each of 4 rows; as coalesced row stores from staging,
+    // the stores still cost twice the input and the compute together (too few warps to keep enough
+    // stores in flight). Bulk copies keep any number in flight. Per round: 64 positions x 64 channels,
+    // bias added and converted on the way into staging; d[4i + 2h + e] is position 16 * warp + g + 8h,
+    // channel 8i + 2t + e of a 64-row tile. A staging row starts `shift` elements in, so that global
+    // 16-byte boundaries fall on shared 16-byte boundaries; the unaligned ends go by plain stores.
     const int64_t channel0 = int64_t(c.group) * p.out_channels_per_group + c.o0;
     Element* out = static_cast<Element*>(p.output) + (n * p.out_channels + channel0) * p.out_length;
     const int channels_here = min(kTileN, p.out_channels_per_group - c.o0);
-    float* staging = smem.epilogue(p, consumer);
+    uint8_t* staging = reinterpret_cast<uint8_t*>(smem.epilogue(p, consumer));
+    constexpr int kElement = sizeof(Element), kVector = 16 / kElement;
+    constexpr int kRowBytes = kEpiloguePositions * kElement + 16;
     constexpr int kRoundChannels = kTileN < kEpilogueChannels ? kTileN : kEpilogueChannels;
-    const int vector = p.store_vector;  // elements per store: L_out % vector == 0, so rows stay aligned
-    const int row_threads = kEpiloguePositions / vector, rows_per_pass = 128 / row_threads;
     const int thread = threadIdx.x % 128;
+    auto row_shift = [&](int o) {  // elements from the row's previous 16-byte boundary (rounds start at 64k)
+      return static_cast<int>((reinterpret_cast<uintptr_t>(out + int64_t(o) * p.out_length) % 16) / kElement);
+    };
 #pragma unroll
     for (int m = 0; m < kMTiles; ++m)
 #pragma unroll
       for (int half = 0; half < kTileN / kRoundChannels; ++half) {
-        consumer_sync(consumer);  // the previous round's reads are done
+        bulk_wait_read();         // this thread's copies of the previous round have read their rows
+        consumer_sync(consumer);  // and everyone's have
 #pragma unroll
         for (int i = 0; i < kRoundChannels / 8; ++i)
 #pragma unroll
-          for (int h = 0; h < 2; ++h)
+          for (int e = 0; e < 2; ++e) {
+            const int row = 8 * i + 2 * t + e, o = half * kRoundChannels + row;
+            const int shift = row_shift(o);
+            Element* staged = reinterpret_cast<Element*>(staging + row * kRowBytes) + shift + warp * 16 + g;
 #pragma unroll
-            for (int e = 0; e < 2; ++e) {
-              staging[(8 * i + 2 * t + e) * kEpiloguePitch + warp * 16 + g + 8 * h] =
-                  acc[m][4 * (half * kRoundChannels / 8 + i) + 2 * h + e];
+            for (int h = 0; h < 2; ++h) {
+              const float v = acc[m][4 * (half * kRoundChannels / 8 + i) + 2 * h + e];
+              staged[8 * h] = static_cast<Element>(o < channels_here ? epilogue(v, channel0 + o) : 0.f);
             }
+          }
+        async_proxy_fence();  // the copy engine reads what these ordinary stores wrote
         consumer_sync(consumer);
         const int64_t first = l0 + m * 64;
-        for (int row = thread / row_threads; row < kRoundChannels; row += rows_per_pass) {
-          const int o = half * kRoundChannels + row;
-          if (o >= channels_here) break;
-          const int position = (thread % row_threads) * vector;
-          const int64_t l = first + position;
-          if (l >= p.out_length) continue;
-          const float* v = staging + row * kEpiloguePitch + position;
-          Element* y = out + int64_t(o) * p.out_length + l;
-          const int64_t channel = channel0 + o;
-          const int bytes = vector * int(sizeof(Element));
-          if (bytes == 16) {
-            store_run<Element, 16>(y, v, epilogue, channel);
-          } else if (bytes == 8) {
-            store_run<Element, 8>(y, v, epilogue, channel);
-          } else if (bytes == 4) {
-            store_run<Element, 4>(y, v, epilogue, channel);
-          } else {
-            y[0] = static_cast<Element>(epilogue(v[0], channel));
-          }
+        const int o = half * kRoundChannels + thread;
+        if (thread < kRoundChannels && o < channels_here && first < p.out_length) {
+          const int valid_positions = static_cast<int>(min(int64_t(kEpiloguePositions), p.out_length - first));
+          Element* y = out + int64_t(o) * p.out_length + first;
+          const int shift = row_shift(o);
+          const Element* row = reinterpret_cast<const Element*>(staging + thread * kRowBytes) + shift;
+          const int head = min(valid_positions, shift == 0 ? 0 : kVector - shift);
+          const int body = (valid_positions - head) / kVector * kVector;
+          for (int q = 0; q < head; ++q) y[q] = row[q];
+          if (body > 0) bulk_store(y + head, shared_address(row + head), body * kElement);
+          for (int q = head + body; q < valid_positions; ++q) y[q] = row[q];
+          bulk_commit();
         }
       }
   }
+  bulk_wait();  // the last copies are done before the CTA's shared memory goes
 }
 
 template <class Traits>

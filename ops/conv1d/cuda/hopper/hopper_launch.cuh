@@ -80,9 +80,6 @@ void launch_hopper_instance(const HopperPlan& plan, const at::Tensor& input, con
   params.resident_bytes =
       plan.resident_weights ? static_cast<uint32_t>(plan.stages_per_tile() * plan.weight_stage_bytes) : 0u;
 
-  // The widest store (at most 16 bytes) that keeps every row aligned: rows start at multiples of L_out.
-  params.store_vector = 16 / static_cast<int>(sizeof(Element));
-  while (g.out_length % params.store_vector != 0) params.store_vector /= 2;
   const auto kernel = hopper::conv1d_hopper_kernel<Traits>;
   const cudaDeviceProp* props = at::cuda::getCurrentDeviceProperties();
   TORCH_CHECK(int64_t(props->sharedMemPerBlockOptin) >= plan.shared_bytes, "custom::conv1d: the Hopper kernel needs ",
