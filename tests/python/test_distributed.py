@@ -82,8 +82,11 @@ def test_scripted_model_moved_to_second_gpu_runs_there_in_cpp(tmp_path):
             self.input = x
             self.expected = model(x).detach()
 
+    # The expected output comes from the model on the CPU, so Sample is built before .to("cuda:1")
+    # moves the scripted model (which then refuses a CPU input).
+    sample = torch.jit.script(Sample())
     model.to("cuda:1").save(str(tmp_path / "model.pt"))
-    torch.jit.script(Sample()).save(str(tmp_path / "sample.pt"))
+    sample.save(str(tmp_path / "sample.pt"))
     binary = Path(os.environ.get("CUSTOM_OPS_CPP_INFERENCE", REPO / "build" / "demo" / "cpp_inference" / "conv1d_inference"))
     if not binary.is_file():
         pytest.skip(f"{binary} not built (scripts/demo.sh builds it)")
