@@ -1,8 +1,10 @@
 """Distributed training and device placement.
 
-* DDP with the gloo backend on CPU processes (examples/ddp_train.py under torchrun): the trained
-  parameters match single-process training on the combined batch. Runs everywhere (CI included).
-* Device placement on a second GPU and DDP over NCCL: need two GPUs (scripts/multi-gpu-check.sh).
+* DDP and FSDP2 (fully_shard) with the gloo backend on CPU processes (examples/ddp_train.py under
+  torchrun): the trained parameters match single-process training on the combined batch. Runs
+  everywhere (CI included).
+* Device placement on a second GPU, and DDP and FSDP2 over NCCL: need two GPUs
+  (scripts/multi-gpu-check.sh); they skip with fewer.
 """
 import os
 import subprocess
@@ -20,23 +22,36 @@ TWO_GPUS = torch.cuda.is_available() and torch.cuda.device_count() >= 2
 needs_two_gpus = pytest.mark.skipif(not TWO_GPUS, reason="needs two CUDA GPUs")
 
 
-def torchrun(backend, nproc=2):
+def torchrun(script, *args, expect, nproc=2):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-           str(REPO / "examples" / "ddp_train.py"), "--backend", backend]
+           str(script), *args]
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, f"{cmd} failed:\n{result.stdout}\n{result.stderr}"
-    assert "DDP: OK" in result.stdout, result.stdout
+    assert expect in result.stdout, result.stdout + result.stderr
     return result.stdout
 
 
+def train(backend, *args, expect="DDP: OK"):
+    return torchrun(REPO / "examples" / "ddp_train.py", "--backend", backend, *args, expect=expect)
+
+
 def test_ddp_gloo_on_cpu_processes_matches_single_process():
-    torchrun("gloo")
+    train("gloo")
 
 
 @needs_two_gpus
 def test_ddp_nccl_on_two_gpus_matches_single_process():
-    torchrun("nccl")
+    train("nccl")
+
+
+def test_fsdp2_gloo_on_cpu_processes_matches_single_process():
+    train("gloo", "--fsdp", expect="FSDP2: OK")
+
+
+@needs_two_gpus
+def test_fsdp2_nccl_on_two_gpus_matches_single_process():
+    train("nccl", "--fsdp", expect="FSDP2: OK")
 
 
 @needs_two_gpus
