@@ -3,7 +3,10 @@
 * DDP and FSDP2 (fully_shard) with the gloo backend on CPU processes (examples/ddp_train.py under
   torchrun): the trained parameters match single-process training on the combined batch. Runs
   everywhere (CI included).
-* Device placement on a second GPU, and DDP and FSDP2 over NCCL: need two GPUs
+* DTensor (custom_ops.distributed's sharding rules) on CPU processes with gloo: every case of
+  tests/python/dtensor_worker.py, under one torchrun, compared with the unsharded op in float64
+  (forward and gradients), with the placements and collectives each rule promises.
+* Device placement on a second GPU, and DDP, FSDP2 and DTensor over NCCL: need two GPUs
   (scripts/multi-gpu-check.sh); they skip with fewer.
 """
 import os
@@ -15,6 +18,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import dtensor_worker
 from conftest import relative_max_error
 
 REPO = Path(__file__).resolve().parents[2]
@@ -52,6 +56,42 @@ def test_fsdp2_gloo_on_cpu_processes_matches_single_process():
 @needs_two_gpus
 def test_fsdp2_nccl_on_two_gpus_matches_single_process():
     train("nccl", "--fsdp", expect="FSDP2: OK")
+
+
+# DTensor: one torchrun per backend runs every case (process start-up dominates); each case is a test.
+DTENSOR_CASES = dtensor_worker.case_names()
+_dtensor_runs = {}
+
+
+def dtensor_results(backend):
+    if backend not in _dtensor_runs:
+        try:
+            out = torchrun(Path(__file__).parent / "dtensor_worker.py", "--backend", backend, expect="DTENSOR: DONE")
+        except (AssertionError, subprocess.TimeoutExpired) as error:
+            _dtensor_runs[backend] = error
+        else:
+            _dtensor_runs[backend] = {line.split()[1]: line for line in out.splitlines() if line.startswith("CASE ")}
+    results = _dtensor_runs[backend]
+    if isinstance(results, BaseException):
+        pytest.fail(f"the DTensor worker failed: {results}")
+    return results
+
+
+def check_dtensor_case(backend, name):
+    line = dtensor_results(backend).get(name)
+    assert line is not None, f"case {name} did not report"
+    assert line.split()[2] == "OK", line
+
+
+@pytest.mark.parametrize("name", DTENSOR_CASES)
+def test_dtensor_gloo_on_cpu_processes(name):
+    check_dtensor_case("gloo", name)
+
+
+@needs_two_gpus
+@pytest.mark.parametrize("name", DTENSOR_CASES)
+def test_dtensor_nccl_on_two_gpus(name):
+    check_dtensor_case("nccl", name)
 
 
 @needs_two_gpus
