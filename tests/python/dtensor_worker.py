@@ -41,10 +41,17 @@ def rel_err(out, ref):
 
 
 class Case:
+    """placements: (input, weight, bias), each a Placement (1-D mesh) or a tuple, one per dimension of
+    a mesh of shape mesh_shape; out and grads (input, weight, bias) likewise: the expected placements."""
+
     def __init__(self, name, *, C, Cout, groups, placements, padding=(1,), stride=1, dilation=1, bias=True,
-                 out=None, grads=None, collectives=None, fallback=False, N=4, L=37, K=3):
+                 out=None, grads=None, collectives=None, fallback=False, N=4, L=37, K=3, mesh_shape=None):
         self.__dict__.update(locals())
         del self.__dict__["self"]
+
+
+def per_dim(p):
+    return tuple(p) if isinstance(p, (tuple, list)) else (p,)
 
 
 def run_case(case, mesh, device, rank):
@@ -63,9 +70,9 @@ def run_case(case, mesh, device, rank):
     grads_ref = torch.autograd.grad(y_ref, leaves, g)
 
     px, pw, pb = case.placements
-    xd = distribute_tensor(x, mesh, [px]).requires_grad_()
-    wd = distribute_tensor(w, mesh, [pw]).requires_grad_()
-    bd = distribute_tensor(b, mesh, [pb]).requires_grad_() if b is not None else None
+    xd = distribute_tensor(x, mesh, per_dim(px)).requires_grad_()
+    wd = distribute_tensor(w, mesh, per_dim(pw)).requires_grad_()
+    bd = distribute_tensor(b, mesh, per_dim(pb)).requires_grad_() if b is not None else None
     dleaves = [t for t in (xd, wd, bd) if t is not None]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -82,11 +89,11 @@ def run_case(case, mesh, device, rank):
     err = max([rel_err(yd, y_ref), rel_err(yd2, y_ref)] + [rel_err(a, r) for a, r in zip(grads, grads_ref)])
     if not err <= TOL:
         problems.append(f"error {err:.1e} > {TOL:.0e}")
-    if case.out is not None and tuple(yd.placements) != (case.out,):
-        problems.append(f"output {tuple(yd.placements)}, expected ({case.out},)")
+    if case.out is not None and tuple(yd.placements) != per_dim(case.out):
+        problems.append(f"output {tuple(yd.placements)}, expected {per_dim(case.out)}")
     if case.grads is not None:
         got = [tuple(gr.placements) for gr in grads]
-        want = [(p,) for p in case.grads[:len(grads)]]
+        want = [per_dim(p) for p in case.grads[:len(grads)]]
         if got != want:
             problems.append(f"gradients {got}, expected {want}")
     if case.collectives is not None and (forward_comms, total_comms) != (case.collectives, case.collectives):
@@ -159,6 +166,13 @@ def cases():
         Case("batch_weight_sharded_gathered", C=4, Cout=8, groups=1, placements=(S0, S0, R), out=S0,
              grads=batch_grads),
         Case("all_replicate", C=4, Cout=4, groups=2, placements=(R, R, R), out=R, grads=(R, R, R), collectives=0),
+        # 2-D meshes: batch on one dimension, channel on the other (the 2 ranks on either dimension)
+        Case("mesh1x2_batch_then_channel", mesh_shape=(1, 2), C=8, Cout=8, groups=4,
+             placements=((S0, S1), (R, S0), (R, S0)), out=(S0, S1), grads=((S0, S1), (P, S0), (P, S0)),
+             collectives=0),
+        Case("mesh2x1_channel_then_batch", mesh_shape=(2, 1), C=8, Cout=16, groups=8,
+             placements=((S1, S0), (S0, R), (S0, R)), out=(S1, S0), grads=((S1, S0), (S0, P), (S0, P)),
+             collectives=0),
     ]
 
 
@@ -192,7 +206,11 @@ def main():
 
 def run_all(device, rank, world):
     mesh = init_device_mesh(device.type, (world,))
-    todo = [(c.name, (lambda c=c: run_case(c, mesh, device, rank))) for c in cases()]
+    meshes = {(world,): mesh}
+    for c in cases():
+        if c.mesh_shape is not None and c.mesh_shape not in meshes:
+            meshes[c.mesh_shape] = init_device_mesh(device.type, c.mesh_shape)
+    todo = [(c.name, (lambda c=c: run_case(c, meshes[c.mesh_shape or (world,)], device, rank))) for c in cases()]
     todo.append(("training_depthwise_tensor_parallel", lambda: training_case(mesh, device, rank, world)))
     for name, fn in todo:
         try:
