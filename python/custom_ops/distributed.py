@@ -9,7 +9,7 @@ per process, after torch.distributed is usable and before the first DTensor call
 
 The rules cover both forward overloads (custom::conv1d and custom::conv1d.padding) and the backward
 op that the C++ autograd function calls, so gradients of DTensor inputs follow the same placements.
-Each mesh dimension gets one of three modes, chosen from the placements of `input` and `weight`:
+Each mesh dimension gets one of four modes, chosen from the placements of `input` and `weight`:
 
   batch     input Shard(0) (weight and bias are made Replicate, an all-gather if they are not)
             -> output Shard(0). No collective in the forward when the weight is replicated.
@@ -27,9 +27,15 @@ Each mesh dimension gets one of three modes, chosen from the placements of `inpu
             placements only, and the local call would get the global `groups` (and fail, since the
             local input has fewer channels than groups * weight.size(1)).
 
+  colwise   dense convolution (groups == 1), input Replicate, weight Shard(0) (bias Shard(0) or
+            Replicate) -> output Shard(1) (each rank computes its output channels), no collective in
+            the forward. Backward: grad_input Partial (sum over ranks), grad_weight and grad_bias
+            Shard(0).
+
   replicate everything else: sequence sharding (input Shard(2): would need a halo exchange, not
-            implemented), channel sharding of a non-grouped convolution (input Shard(1) with
-            groups == 1), Partial inputs, groups not divisible by the channel shards, _StridedShard.
+            implemented), input channels of a dense convolution (input Shard(1) with groups == 1:
+            the output would be a Partial sum, not implemented), Partial inputs, groups not
+            divisible by the channel shards, _StridedShard.
             Cost: every sharded or partial operand is all-gathered (or all-reduced) to Replicate and
             every rank computes the whole convolution: the output is Replicate. A UserWarning names
             the placements the first time a given case falls back; all-Replicate inputs are not a
@@ -82,7 +88,7 @@ def register_sharding_rules() -> None:
 
 def conv1d_modes(input_placements: Sequence, weight_placements: Sequence, bias_placements: Optional[Sequence],
                  groups: int, mesh_shape: Sequence[int]) -> Tuple[List[str], int]:
-    """For each mesh dimension, "batch", "channel" or "replicate" (see the module's docstring), and
+    """For each mesh dimension, "batch", "channel", "colwise" or "replicate" (see the module's docstring), and
     the number of channel shards (the product of the mesh sizes of the "channel" dimensions), by
     which the local call divides `groups`."""
     from torch.distributed.tensor.placement_types import Replicate, Shard
@@ -101,6 +107,8 @@ def conv1d_modes(input_placements: Sequence, weight_placements: Sequence, bias_p
               and (exactly(pw, 0) or isinstance(pw, Replicate)) and bias_ok
               and not (isinstance(px, Replicate) and isinstance(pw, Replicate))):
             modes.append("channel")
+        elif groups == 1 and isinstance(px, Replicate) and exactly(pw, 0) and bias_ok:
+            modes.append("colwise")
         else:
             modes.append("replicate")
     shards = 1
@@ -122,6 +130,7 @@ def _placements_for(modes: Sequence[str]):
         #            input     weight       bias         output    grad_input grad_weight grad_bias
         "batch": (Shard(0), Replicate(), Replicate(), Shard(0), Shard(0), Partial(), Partial()),
         "channel": (Shard(1), Shard(0), Shard(0), Shard(1), Shard(1), Shard(0), Shard(0)),
+        "colwise": (Replicate(), Shard(0), Shard(0), Shard(1), Partial(), Shard(0), Shard(0)),
         "replicate": (Replicate(),) * 7,
     }
     columns = list(zip(*(table[m] for m in modes)))
@@ -140,7 +149,8 @@ def _warn_fallback(op_name: str, specs, groups: int) -> None:
         "Replicate: the sharded operands are all-gathered (partial ones all-reduced) and every rank "
         "computes the whole convolution. Supported without that cost: input Shard(0) with a "
         "replicated weight (batch), and, for groups > 1, input Shard(1) / weight Shard(0) / bias "
-        "Shard(0) with groups divisible by the shards (channel). See custom_ops/distributed.py.",
+        "Shard(0) with groups divisible by the shards (channel), and, for groups == 1, a replicated "
+        "input with weight Shard(0) (colwise). See custom_ops/distributed.py.",
         UserWarning, stacklevel=2)
 
 

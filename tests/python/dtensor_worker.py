@@ -157,6 +157,10 @@ def cases():
              grads=channel_grads, collectives=0),  # the weight and bias are sliced locally
         Case("grouped_replicated_input", C=8, Cout=8, groups=2, placements=(R, S0, S0), out=S1,
              grads=channel_grads, collectives=0),
+        # colwise: dense convolution, replicated input, weight and bias Shard(0)
+        Case("colwise", C=6, Cout=8, groups=1, placements=(R, S0, S0), out=S1, grads=(P, S0, S0), collectives=0),
+        Case("colwise_replicated_bias_pointwise", C=6, Cout=8, groups=1, K=1, padding=(0,), placements=(R, S0, R),
+             out=S1, grads=(P, S0, S0), collectives=0),
         # fallback to replicate (with the warning), still correct
         Case("fallback_channels_groups1", C=8, Cout=8, groups=1, placements=(S1, S1, R), out=R, fallback=True),
         Case("fallback_sequence", C=4, Cout=4, groups=1, placements=(S2, R, R), out=R, fallback=True),
