@@ -23,7 +23,7 @@ export CUSTOM_OPS_CPP_INFERENCE="$PWD/$BUILD_DIR/demo/cpp_inference/conv1d_infer
 rc=${PIPESTATUS[0]}
 echo
 echo "== DDP scaling benchmark (bench/bench_ddp.py)"
-timeout 900 "$PYTHON" bench/bench_ddp.py --gpus 1,2 --markdown "$OUT/bench_ddp.md" >"$OUT/bench_ddp.log" 2>&1
+timeout 300 "$PYTHON" bench/bench_ddp.py --gpus 1,2 --markdown "$OUT/bench_ddp.md" >"$OUT/bench_ddp.log" 2>&1
 bench_rc=$?
 if [ "$bench_rc" -eq 0 ]; then cat "$OUT/bench_ddp.md"; else tail -20 "$OUT/bench_ddp.log"; fi
 echo
