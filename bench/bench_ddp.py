@@ -55,7 +55,8 @@ def shapes(args):
 
 def worker(rank, world, args, port, result_path):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.set_num_threads(1) if args.backend == "gloo" else None
+    if args.backend == "gloo":
+        torch.set_num_threads(1)  # CPU processes share the cores
     dist.init_process_group(args.backend, rank=rank, world_size=world, timeout=datetime.timedelta(seconds=300))
     custom_ops.load_library()
     cuda = args.backend == "nccl"
