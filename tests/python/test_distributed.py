@@ -1,8 +1,13 @@
 """Distributed training and device placement.
 
-* DDP with the gloo backend on CPU processes (examples/ddp_train.py under torchrun): the trained
-  parameters match single-process training on the combined batch. Runs everywhere (CI included).
-* Device placement on a second GPU and DDP over NCCL: need two GPUs (scripts/multi-gpu-check.sh).
+* DDP and FSDP2 (fully_shard) with the gloo backend on CPU processes (examples/ddp_train.py under
+  torchrun): the trained parameters match single-process training on the combined batch. Runs
+  everywhere (CI included).
+* DTensor (custom_ops.distributed's sharding rules) on CPU processes with gloo: every case of
+  tests/python/dtensor_worker.py, under one torchrun, compared with the unsharded op in float64
+  (forward and gradients), with the placements and collectives each rule promises.
+* Device placement on a second GPU, and DDP, FSDP2 and DTensor over NCCL: need two GPUs
+  (scripts/multi-gpu-check.sh); they skip with fewer.
 """
 import os
 import subprocess
@@ -13,6 +18,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import dtensor_worker
 from conftest import relative_max_error
 
 REPO = Path(__file__).resolve().parents[2]
@@ -20,23 +26,72 @@ TWO_GPUS = torch.cuda.is_available() and torch.cuda.device_count() >= 2
 needs_two_gpus = pytest.mark.skipif(not TWO_GPUS, reason="needs two CUDA GPUs")
 
 
-def torchrun(backend, nproc=2):
+def torchrun(script, *args, expect, nproc=2):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-           str(REPO / "examples" / "ddp_train.py"), "--backend", backend]
+           str(script), *args]
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, f"{cmd} failed:\n{result.stdout}\n{result.stderr}"
-    assert "DDP: OK" in result.stdout, result.stdout
+    assert expect in result.stdout, result.stdout + result.stderr
     return result.stdout
 
 
+def train(backend, *args, expect="DDP: OK"):
+    return torchrun(REPO / "examples" / "ddp_train.py", "--backend", backend, *args, expect=expect)
+
+
 def test_ddp_gloo_on_cpu_processes_matches_single_process():
-    torchrun("gloo")
+    train("gloo")
 
 
 @needs_two_gpus
 def test_ddp_nccl_on_two_gpus_matches_single_process():
-    torchrun("nccl")
+    train("nccl")
+
+
+def test_fsdp2_gloo_on_cpu_processes_matches_single_process():
+    train("gloo", "--fsdp", expect="FSDP2: OK")
+
+
+@needs_two_gpus
+def test_fsdp2_nccl_on_two_gpus_matches_single_process():
+    train("nccl", "--fsdp", expect="FSDP2: OK")
+
+
+# DTensor: one torchrun per backend runs every case (process start-up dominates); each case is a test.
+DTENSOR_CASES = dtensor_worker.case_names()
+_dtensor_runs = {}
+
+
+def dtensor_results(backend):
+    if backend not in _dtensor_runs:
+        try:
+            out = torchrun(Path(__file__).parent / "dtensor_worker.py", "--backend", backend, expect="DTENSOR: DONE")
+        except (AssertionError, subprocess.TimeoutExpired) as error:
+            _dtensor_runs[backend] = error
+        else:
+            _dtensor_runs[backend] = {line.split()[1]: line for line in out.splitlines() if line.startswith("CASE ")}
+    results = _dtensor_runs[backend]
+    if isinstance(results, BaseException):
+        pytest.fail(f"the DTensor worker failed: {results}")
+    return results
+
+
+def check_dtensor_case(backend, name):
+    line = dtensor_results(backend).get(name)
+    assert line is not None, f"case {name} did not report"
+    assert line.split()[2] == "OK", line
+
+
+@pytest.mark.parametrize("name", DTENSOR_CASES)
+def test_dtensor_gloo_on_cpu_processes(name):
+    check_dtensor_case("gloo", name)
+
+
+@needs_two_gpus
+@pytest.mark.parametrize("name", DTENSOR_CASES)
+def test_dtensor_nccl_on_two_gpus(name):
+    check_dtensor_case("nccl", name)
 
 
 @needs_two_gpus
@@ -82,8 +137,11 @@ def test_scripted_model_moved_to_second_gpu_runs_there_in_cpp(tmp_path):
             self.input = x
             self.expected = model(x).detach()
 
+    # The expected output comes from the model on the CPU, so Sample is built before .to("cuda:1")
+    # moves the scripted model (which then refuses a CPU input).
+    sample = torch.jit.script(Sample())
     model.to("cuda:1").save(str(tmp_path / "model.pt"))
-    torch.jit.script(Sample()).save(str(tmp_path / "sample.pt"))
+    sample.save(str(tmp_path / "sample.pt"))
     binary = Path(os.environ.get("CUSTOM_OPS_CPP_INFERENCE", REPO / "build" / "demo" / "cpp_inference" / "conv1d_inference"))
     if not binary.is_file():
         pytest.skip(f"{binary} not built (scripts/demo.sh builds it)")
