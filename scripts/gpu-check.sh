@@ -29,6 +29,13 @@ if step "build (nvcc, sm_$TORCH_CUDA_ARCH_LIST)" build.log scripts/build.sh; the
   source scripts/env.sh
   tests="$BUILD_DIR/tests/cpp/custom_ops_tests"
   step "C++ tests (all, CUDA included)" gtest.log "$tests"
+  if [ "$(nvidia-smi --query-gpu=index --format=csv,noheader | wc -l)" -ge 2 ]; then
+    # Two GPUs: the C++ program for the scripted-model-on-cuda:1 test, built as multi-gpu-check.sh does.
+    cmake -S examples/cpp_inference -B "$BUILD_DIR/demo/cpp_inference" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+      -DCMAKE_PREFIX_PATH="$PWD/$BUILD_DIR/install;$("$PYTHON" -c 'import torch.utils; print(torch.utils.cmake_prefix_path)')" \
+      >"$OUT/cpp.log" 2>&1 && cmake --build "$BUILD_DIR/demo/cpp_inference" >>"$OUT/cpp.log" 2>&1 &&
+      export CUSTOM_OPS_CPP_INFERENCE="$PWD/$BUILD_DIR/demo/cpp_inference/conv1d_inference"
+  fi
   step "Python tests (all, CUDA included)" pytest.log "$PYTHON" -m pytest -q -p no:cacheprovider -rs ${PYTEST_PATHS:-}
   cuda_filter='*Cuda*:*CUDA*'
   step "compute-sanitizer memcheck" memcheck.log \
@@ -41,11 +48,12 @@ if step "build (nvcc, sm_$TORCH_CUDA_ARCH_LIST)" build.log scripts/build.sh; the
     compute-sanitizer --tool synccheck --error-exitcode 1 "$tests" --gtest_filter="$cuda_filter"
   grep -h "ERROR SUMMARY\|RACECHECK SUMMARY" "$OUT"/{memcheck,racecheck,initcheck,synccheck}.log || true
   cuobjdump --dump-resource-usage "$CUSTOM_OPS_LIBRARY" 2>/dev/null | grep -E "Function|REG" >"$OUT/resource-usage.txt"
-  # SASS per kernel: tensor-core instructions (HMMA) and local-memory traffic (LDL/STL: spills).
+  # SASS per kernel: tensor-core instructions (HMMA: mma.sync; HGMMA: wgmma) and local-memory traffic
+  # (LDL/STL: spills).
   cuobjdump -sass "$CUSTOM_OPS_LIBRARY" 2>/dev/null | awk '
     /Function :/ { name = $3 }
-    /HMMA/ { hmma[name]++ } /LDL|STL/ { local[name]++ } /Function :/ { seen[name] = 1 }
-    END { for (f in seen) printf "%-110.110s HMMA %5d  LDL/STL %d\n", f, hmma[f], local[f] }' \
+    /HMMA/ { hmma[name]++ } /HGMMA/ { hgmma[name]++ } /LDL|STL/ { local[name]++ } /Function :/ { seen[name] = 1 }
+    END { for (f in seen) printf "%-110.110s HMMA %5d  HGMMA %4d  LDL/STL %d\n", f, hmma[f], hgmma[f], local[f] }' \
     | sort >"$OUT/sass-summary.txt"
   if [ "${1:-}" != "--no-bench" ]; then
     step "benchmark (bench/bench_conv1d.py)" bench.log "$PYTHON" bench/bench_conv1d.py --suite "${BENCH_SUITE:-full}" --markdown "$OUT/bench.md"

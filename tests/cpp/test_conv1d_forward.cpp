@@ -137,6 +137,43 @@ TEST(Conv1dCuda, Float32WithTf32AllowedStaysWithinTf32Error) {
   at::globalContext().setAllowTF32CuDNN(tf32);
 }
 
+// Shapes the Hopper family takes on an sm_90 GPU (rows 16-byte aligned): resident and streamed weights,
+// one and two position tiles per consumer, partial channel chunks and tiles, strides, dilation, groups,
+// short rows, long kernels. Elsewhere they run on the other kernels and must match all the same; under
+// compute-sanitizer they are the Hopper kernels' memcheck/racecheck/initcheck/synccheck cases.
+TEST(Conv1dCuda, HopperFamilyShapesMatchAtenFloat64) {
+  SKIP_WITHOUT_CUDA();
+  const std::vector<Case> cases = {
+      {2, 64, 128, 3, 1024, 1, int64_t{1}},              // resident weights, two 64-position tiles
+      {2, 512, 256, 3, 256, 1, int64_t{1}},              // streamed weights, two channel tiles
+      {3, 37, 70, 5, 616, 1, int64_t{4}, 3},             // partial chunk and tile, dilation, padding
+      {2, 32, 128, 4, 904, 2, int64_t{1}, 1, 1, false},  // stride 2, no bias
+      {16, 64, 64, 3, 64, 1, int64_t{1}},                // short rows: sub-tiles of two batch items
+      {1, 16, 48, 31, 704, 1, int64_t{15}},              // long kernel
+      {2, 64, 64, 5, 1000, 1, int64_t{2}, 1, 8},         // groups
+  };
+  const bool tf32 = at::globalContext().allowTF32CuDNN();
+  torch::manual_seed(2026);
+  for (const bool allow_tf32 : {false, true}) {
+    at::globalContext().setAllowTF32CuDNN(allow_tf32);
+    for (const auto& c : cases) {
+      SCOPED_TRACE(allow_tf32 ? "TF32 allowed" : "TF32 off");
+      if (allow_tf32) {  // TF32: 10-bit mantissa products
+        const auto x = make_input(c, torch::TensorOptions().device(torch::kCUDA));
+        const auto w = torch::randn({c.out_channels, c.in_channels / c.groups, c.kernel_size}, torch::kCUDA);
+        const int64_t p = std::get<int64_t>(c.padding);
+        const auto ref = at::conv1d(x.cpu().to(torch::kDouble), w.cpu().to(torch::kDouble), {}, c.stride, p,
+                                    c.dilation, c.groups);
+        const auto out = custom_ops::conv1d(x, w, {}, c.stride, p, c.dilation, c.groups);
+        EXPECT_LE(relative_max_error(out, ref), 5e-3);
+        continue;
+      }
+      for (const auto dtype : {torch::kFloat, torch::kHalf, torch::kBFloat16}) check_case(c, dtype, torch::kCUDA);
+    }
+  }
+  at::globalContext().setAllowTF32CuDNN(tf32);
+}
+
 #ifdef CUSTOM_OPS_WITH_CUDA
 TEST(Conv1dCuda, RunsOnTheCurrentStream) {
   SKIP_WITHOUT_CUDA();

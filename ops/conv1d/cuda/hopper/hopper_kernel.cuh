@@ -282,22 +282,28 @@ __device__ __forceinline__ void consume(const HopperParams& p, const SharedLayou
           for (int tap = 0; tap < taps; ++tap) {
             uint32_t a[kSteps][kMTiles][4];
             load_a<Traits>(a, window, pitch, row_base + tap * dilation, stride);
+            // Split before the group starts: a fragment register written between the wgmmas of a group
+            // makes ptxas serialise them (C7520).
+            uint32_t hi[kSteps][kMTiles][4], lo[kSteps][kMTiles][4];
+#pragma unroll
+            for (int j = 0; j < kSteps; ++j)
+#pragma unroll
+              for (int m = 0; m < kMTiles; ++m)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                  const float v = __uint_as_float(a[j][m][e]);
+                  hi[j][m][e] = to_tf32(v);
+                  lo[j][m][e] = to_tf32(v - __uint_as_float(hi[j][m][e]));
+                }
             wgmma_fence();
             // x * w ~ x_lo * w_hi + x_hi * w_lo + x_hi * w_hi, small products first, into `partial`.
 #pragma unroll
             for (int j = 0; j < kSteps; ++j)
 #pragma unroll
               for (int m = 0; m < kMTiles; ++m) {
-                uint32_t hi[4], lo[4];
-#pragma unroll
-                for (int e = 0; e < 4; ++e) {
-                  const float v = __uint_as_float(a[j][m][e]);
-                  hi[e] = to_tf32(v);
-                  lo[e] = to_tf32(v - __uint_as_float(hi[e]));
-                }
-                Mma::run(partial[m], lo, b_descriptor(0, tap, j), j > 0);
-                Mma::run(partial[m], hi, b_descriptor(1, tap, j), 1);
-                Mma::run(partial[m], hi, b_descriptor(0, tap, j), 1);
+                Mma::run(partial[m], lo[j][m], b_descriptor(0, tap, j), j > 0);
+                Mma::run(partial[m], hi[j][m], b_descriptor(1, tap, j), 1);
+                Mma::run(partial[m], hi[j][m], b_descriptor(0, tap, j), 1);
               }
             wgmma_commit();
             wgmma_wait<0>();
