@@ -65,6 +65,7 @@ at::Tensor conv1d_autograd(const at::Tensor& input, const at::Tensor& weight, co
                            c10::SymIntArrayRef stride, c10::SymIntArrayRef padding, c10::SymIntArrayRef dilation,
                            c10::SymInt groups) {
   check_defined(input, weight);  // before autograd reads their devices, which an undefined tensor has not
+  check_integer_arguments(stride, padding, dilation, groups);
   if (stride.size() != 1 || padding.size() != 1 || dilation.size() != 1) {
     // Malformed arguments: the backend's validation raises the error (nothing to differentiate).
     at::AutoDispatchBelowADInplaceOrView below_autograd;
@@ -78,6 +79,7 @@ at::Tensor conv1d_padding_autograd(const at::Tensor& input, const at::Tensor& we
                                    const std::optional<at::Tensor>& bias, c10::SymIntArrayRef stride,
                                    c10::string_view padding, c10::SymIntArrayRef dilation, c10::SymInt groups) {
   check_defined(input, weight);  // before autograd reads their devices, which an undefined tensor has not
+  check_integer_arguments(stride, {}, dilation, groups);
   if (stride.size() != 1 || dilation.size() != 1 || weight.dim() != 3 || (padding != "same" && padding != "valid") ||
       dilated_kernel_overflows(dilation[0], weight.sym_size(2))) {
     at::AutoDispatchBelowADInplaceOrView below_autograd;

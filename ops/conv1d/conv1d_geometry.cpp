@@ -160,11 +160,21 @@ Conv1dGeometry<Int> geometry_impl(const at::Tensor& input, const at::Tensor& wei
                 "expected 'bias' of shape (out_channels,) = (", g.out_channels, ",), but got shape ", b);
   }
   g.out_length = (padded_length - dilated_kernel) / g.stride + 1;
-  // The output's element count and byte size must fit in int64 too (a huge 'padding' or an expanded
-  // input with a huge batch would otherwise overflow inside the allocator's size computation).
-  const int64_t element_size = static_cast<int64_t>(c10::elementSize(input.scalar_type()));
-  TORCH_CHECK(!mul_overflows(g.batch, g.out_channels) && !mul_overflows(g.batch * g.out_channels, g.out_length) &&
-                  !mul_overflows(g.batch * g.out_channels * g.out_length, Int(element_size)),
+  // A stride past the padded input leaves one output position, which reads the same inputs whatever the
+  // stride: the kernels then see stride 1, so that their index arithmetic (rounding positions up by the
+  // stride) cannot overflow for a stride near 2^63, which aten accepts. Otherwise stride < padded length,
+  // and the check below leaves that arithmetic its headroom.
+  if (concrete(g.out_length) == std::optional<int64_t>(1)) g.stride = Int(1);
+  TORCH_CHECK(!add_overflows(padded_length, g.stride), kOp,
+              "expected the padded input length + 'stride' to fit in int64, but got ", g.in_length, " + 'padding' [",
+              g.pad_left, ", ", g.pad_right, "] + 'stride' ", g.stride);
+  // The output's size in bytes must fit in int64 too, also per sample (an empty batch still has strides):
+  // a huge 'padding' or an expanded input with a huge batch would otherwise overflow inside the
+  // allocator's size or stride computation.
+  const Int element_size = Int(static_cast<int64_t>(c10::elementSize(input.scalar_type())));
+  TORCH_CHECK(!mul_overflows(g.out_channels, g.out_length) &&
+                  !mul_overflows(g.out_channels * g.out_length, element_size) &&
+                  !mul_overflows(g.out_channels * g.out_length * element_size, g.batch),
               kOp, "expected the output (batch ", g.batch, " x out_channels ", g.out_channels, " x output length ",
               g.out_length, ", ", element_size, " bytes each) to have a size in bytes that fits in int64; the output "
               "length comes from the input length ", g.in_length, ", 'padding' [", g.pad_left, ", ", g.pad_right,
@@ -183,6 +193,24 @@ Padding::Mode parse_padding(c10::string_view padding) {
 void check_defined(const at::Tensor& input, const at::Tensor& weight) {
   TORCH_CHECK(input.defined(), kOp, "expected 'input' to be a tensor, but got None (an undefined tensor)");
   TORCH_CHECK(weight.defined(), kOp, "expected 'weight' to be a tensor, but got None (an undefined tensor)");
+}
+
+namespace {
+// SymInt keeps integers below about -2^62 as heap-held constants, which the dispatcher cannot pass to the
+// backends' int64 signatures (it fails without naming the argument).
+void check_inline_int(const c10::SymInt& value, const char* name, const char* expected) {
+  if (value.is_heap_allocated() && !value.is_symbolic()) {
+    TORCH_CHECK(false, kOp, "expected '", name, "' to be ", expected, ", but got ", *value.maybe_as_int());
+  }
+}
+}  // namespace
+
+void check_integer_arguments(c10::SymIntArrayRef stride, c10::SymIntArrayRef padding, c10::SymIntArrayRef dilation,
+                             const c10::SymInt& groups) {
+  for (const auto& v : stride) check_inline_int(v, "stride", "positive");
+  for (const auto& v : padding) check_inline_int(v, "padding", "non-negative");
+  for (const auto& v : dilation) check_inline_int(v, "dilation", "positive");
+  check_inline_int(groups, "groups", "positive");
 }
 
 bool dilated_kernel_overflows(const c10::SymInt& dilation, const c10::SymInt& kernel_size) {

@@ -40,6 +40,12 @@ using SymGeometry = Conv1dGeometry<c10::SymInt>;
 // run before the backends (autograd) call it first, since they touch the tensors' devices.
 void check_defined(const at::Tensor& input, const at::Tensor& weight);
 
+// Raises an error naming the argument for an integer below about -2^62, which SymInt holds on the heap and
+// the backends' int64 signatures cannot receive. The autograd wrapper, which sees every call first
+// (outside inference mode), calls it.
+void check_integer_arguments(c10::SymIntArrayRef stride, c10::SymIntArrayRef padding, c10::SymIntArrayRef dilation,
+                             const c10::SymInt& groups);
+
 // Whether dilation * (kernel_size - 1) overflows int64 (false when either is symbolic). The autograd
 // wrapper asks before resolving "same" padding, and leaves the error to the backend's validation.
 bool dilated_kernel_overflows(const c10::SymInt& dilation, const c10::SymInt& kernel_size);

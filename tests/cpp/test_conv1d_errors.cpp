@@ -31,6 +31,7 @@ struct ErrorCase {
 
 constexpr int64_t kTwoTo62 = int64_t{1} << 62;
 constexpr int64_t kInt64Max = std::numeric_limits<int64_t>::max();
+constexpr int64_t kInt64Min = std::numeric_limits<int64_t>::min();
 
 std::vector<ErrorCase> error_cases() {
   using torch::randn;
@@ -107,6 +108,13 @@ std::vector<ErrorCase> error_cases() {
       {"output size overflow, batch",
        [=](const O& o) { custom_ops::conv1d(randn({1, 2, 8}, o).expand({kTwoTo62 / 16, 2, 8}), randn({64, 2, 1}, o)); },
        {"output", "fits in int64", "batch 288230376151711744"}},
+      // Below about -2^62, SymInt holds an integer on the heap, which the dispatcher cannot pass on as int64.
+      {"padding int64 min", [=](const O& o) { custom_ops::conv1d(x(o), w(o), {}, 1, kInt64Min); },
+       {"'padding'", "non-negative", "-9223372036854775808"}},
+      {"stride int64 min", [=](const O& o) { custom_ops::conv1d(x(o), w(o), {}, kInt64Min); },
+       {"'stride'", "positive", "-9223372036854775808"}},
+      {"groups int64 min", [=](const O& o) { custom_ops::conv1d(x(o), w(o), {}, 1, 0, 1, kInt64Min); },
+       {"'groups'", "positive", "-9223372036854775808"}},
       {"groups overflow", [=](const O& o) { custom_ops::conv1d(randn({1, 0, 40}, o), randn({0, 2, 5}, o), {}, 1, 0, 1, kTwoTo62); },
        {"'groups'", "fit in int64", "2 * 4611686018427387904"}},
   };
@@ -142,6 +150,18 @@ TEST(Conv1dErrors, EveryInvalidArgumentIsNamedOnCudaAndTheNextCallWorks) {
   const auto out = custom_ops::conv1d(x, w, {}, 1, 1);
   const auto ref = at::conv1d(x.cpu().to(torch::kDouble), w.cpu().to(torch::kDouble), {}, 1, 1);
   EXPECT_LE(relative_max_error(out, ref), 5e-3);
+}
+
+TEST(Conv1dErrors, AStridePastTheInputGivesOnePosition) {
+  // Legal, as in aten: one output position whatever the stride, also at the int64 limit.
+  const auto x = torch::randn({2, 4, 16}, torch::kDouble);
+  const auto w = torch::randn({6, 4, 3}, torch::kDouble);
+  const auto ref = at::conv1d(x, w, {}, 100, 1);
+  for (const int64_t stride : {int64_t{1} << 31, kTwoTo62, kInt64Max}) {
+    const auto out = custom_ops::conv1d(x, w, {}, stride, 1);
+    ASSERT_EQ(out.sizes(), ref.sizes()) << stride;
+    EXPECT_LE(relative_max_error(out, ref), 1e-12) << stride;
+  }
 }
 
 TEST(Conv1dErrors, EmptyBatchGivesEmptyOutput) {
