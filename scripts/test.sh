@@ -16,6 +16,8 @@ echo "== CPU-only build (no CUDA toolkit visible) and its C++ tests"
 scripts/check-cpu-only.sh
 echo "== AddressSanitizer + UndefinedBehaviorSanitizer build (CPU kernels) and its C++ tests"
 scripts/check-sanitizers.sh
+echo "== Toolchain: the plugin built by a g++ without a shared libstdc++ and with -Bsymbolic (as the GPU machine's)"
+scripts/check-toolchain.sh
 echo "== pip install . in a fresh virtualenv (CPU-only wheel), import custom_ops, find_package from the wheel"
 scripts/check-pip-install.sh
 echo "== Python tests (pytest)"
