@@ -19,8 +19,19 @@ macro(custom_ops_find_torch)
           OUTPUT_VARIABLE _custom_ops_torch_prefix OUTPUT_STRIP_TRAILING_WHITESPACE
           RESULT_VARIABLE _custom_ops_torch_rc)
         if(NOT _custom_ops_torch_rc EQUAL 0)
-          message(FATAL_ERROR "custom_ops: libtorch not found. Give CMAKE_PREFIX_PATH, or a Python3_EXECUTABLE "
-                              "with torch installed (scripts/setup-env.sh creates one).")
+          # Older pip (before its build environments became virtualenvs) isolates a build by pointing
+          # PYTHONPATH at a sitecustomize that hides the environment's site-packages, in the environment's
+          # own interpreter: -E (ignore PYTHON* variables) finds the environment's torch again.
+          execute_process(
+            COMMAND "${Python3_EXECUTABLE}" -E -c "import torch.utils; print(torch.utils.cmake_prefix_path)"
+            OUTPUT_VARIABLE _custom_ops_torch_prefix OUTPUT_STRIP_TRAILING_WHITESPACE
+            RESULT_VARIABLE _custom_ops_torch_rc ERROR_QUIET)
+        endif()
+        if(NOT _custom_ops_torch_rc EQUAL 0)
+          message(FATAL_ERROR "custom_ops: libtorch not found: ${Python3_EXECUTABLE} cannot import torch. Give "
+                              "CMAKE_PREFIX_PATH, or a Python3_EXECUTABLE with torch installed (scripts/setup-env.sh "
+                              "creates one). Under pip, install with `pip install --no-build-isolation .`: pip's "
+                              "build isolation hides the environment's torch, which the plugin must be built against.")
         endif()
         set(_custom_ops_torch_config_dir "${_custom_ops_torch_prefix}/Torch")
       endif()

@@ -18,6 +18,19 @@ TORCH_LIBRARY(custom, m) {
 }
 
 namespace custom_ops {
+namespace {
+
+// SymInt holds integers below about -2^62 only on the heap, and fromIntArrayRefSlow rejects them without
+// naming the argument: named here (for the arguments' other values the backends' checks speak).
+c10::SymIntArrayRef as_sym_ints(at::IntArrayRef values, const char* name, const char* expected) {
+  for (const int64_t value : values) {
+    TORCH_CHECK(c10::SymInt::check_range(value), "custom::conv1d: expected '", name, "' to be ", expected,
+                ", but got ", value);
+  }
+  return c10::fromIntArrayRefSlow(values);
+}
+
+}  // namespace
 
 at::Tensor conv1d(const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
                   at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups) {
@@ -26,8 +39,9 @@ at::Tensor conv1d(const at::Tensor& input, const at::Tensor& weight, const std::
                        .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&,
                                          c10::SymIntArrayRef, c10::SymIntArrayRef, c10::SymIntArrayRef,
                                          c10::SymInt)>();
-  return op.call(input, weight, bias, c10::fromIntArrayRefSlow(stride), c10::fromIntArrayRefSlow(padding),
-                 c10::fromIntArrayRefSlow(dilation), c10::SymInt(groups));
+  return op.call(input, weight, bias, as_sym_ints(stride, "stride", "positive"),
+                 as_sym_ints(padding, "padding", "non-negative"), as_sym_ints(dilation, "dilation", "positive"),
+                 c10::SymInt(groups));
 }
 
 at::Tensor conv1d_string_padding(const at::Tensor& input, const at::Tensor& weight,
@@ -38,8 +52,8 @@ at::Tensor conv1d_string_padding(const at::Tensor& input, const at::Tensor& weig
                        .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&,
                                          c10::SymIntArrayRef, c10::string_view, c10::SymIntArrayRef,
                                          c10::SymInt)>();
-  return op.call(input, weight, bias, c10::fromIntArrayRefSlow(stride), padding, c10::fromIntArrayRefSlow(dilation),
-                 c10::SymInt(groups));
+  return op.call(input, weight, bias, as_sym_ints(stride, "stride", "positive"), padding,
+                 as_sym_ints(dilation, "dilation", "positive"), c10::SymInt(groups));
 }
 
 }  // namespace custom_ops

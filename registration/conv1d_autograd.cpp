@@ -5,6 +5,7 @@
 // Double backward is not supported: custom::conv1d_backward has no derivative, and differentiating
 // through it raises "derivative for custom::conv1d_backward is not implemented".
 
+#include "ops/conv1d/conv1d_geometry.h"
 #include "registration/conv1d_op_handles.h"
 
 #include <torch/autograd.h>
@@ -63,6 +64,8 @@ class Conv1dFunction : public torch::autograd::Function<Conv1dFunction> {
 at::Tensor conv1d_autograd(const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
                            c10::SymIntArrayRef stride, c10::SymIntArrayRef padding, c10::SymIntArrayRef dilation,
                            c10::SymInt groups) {
+  check_defined(input, weight);  // before autograd reads their devices, which an undefined tensor has not
+  check_integer_arguments(stride, padding, dilation, groups);
   if (stride.size() != 1 || padding.size() != 1 || dilation.size() != 1) {
     // Malformed arguments: the backend's validation raises the error (nothing to differentiate).
     at::AutoDispatchBelowADInplaceOrView below_autograd;
@@ -75,7 +78,10 @@ at::Tensor conv1d_autograd(const at::Tensor& input, const at::Tensor& weight, co
 at::Tensor conv1d_padding_autograd(const at::Tensor& input, const at::Tensor& weight,
                                    const std::optional<at::Tensor>& bias, c10::SymIntArrayRef stride,
                                    c10::string_view padding, c10::SymIntArrayRef dilation, c10::SymInt groups) {
-  if (stride.size() != 1 || dilation.size() != 1 || weight.dim() != 3 || (padding != "same" && padding != "valid")) {
+  check_defined(input, weight);  // before autograd reads their devices, which an undefined tensor has not
+  check_integer_arguments(stride, {}, dilation, groups);
+  if (stride.size() != 1 || dilation.size() != 1 || weight.dim() != 3 || (padding != "same" && padding != "valid") ||
+      dilated_kernel_overflows(dilation[0], weight.sym_size(2))) {
     at::AutoDispatchBelowADInplaceOrView below_autograd;
     return ops::conv1d_padding(input, weight, bias, stride, padding, dilation, std::move(groups));
   }

@@ -8,9 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 export BUILD_DIR="${SANITIZER_BUILD_DIR:-build-sanitizers}"
-flags="-fsanitize=address,undefined -fno-sanitize=vptr -fno-sanitize-recover=all -fno-omit-frame-pointer"
-# CMake takes CXXFLAGS / LDFLAGS from the environment when it first configures the build folder.
-CXXFLAGS="$flags" LDFLAGS="-fsanitize=address,undefined" CMAKE_ARGS="-DCUSTOM_OPS_WITH_CUDA=OFF" scripts/build.sh >/dev/null
+# The flags are the "sanitizers" preset's (CMakePresets.json).
+CMAKE_PRESET=sanitizers scripts/build.sh >/dev/null
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1:detect_odr_violation=0"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 "$BUILD_DIR/tests/cpp/custom_ops_tests" --gtest_brief=1 2>&1 | tail -n 25

@@ -25,9 +25,19 @@ step() {  # step NAME LOGFILE COMMAND...
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
 "$PYTHON" -c 'import torch; print("torch", torch.__version__, "CUDA", torch.version.cuda, "cuDNN", torch.backends.cudnn.version())' | tee -a "$OUT/gpu.txt"
 
-if step "build (nvcc, sm_$TORCH_CUDA_ARCH_LIST)" build.log scripts/build.sh; then
+if step "build (nvcc, ${TORCH_CUDA_ARCH_LIST:-default architectures})" build.log scripts/build.sh; then
   source scripts/env.sh
   tests="$BUILD_DIR/tests/cpp/custom_ops_tests"
+  grep -h "CMAKE_CXX_COMPILER:\|custom_ops:" "$BUILD_DIR/CMakeCache.txt" "$OUT/build.log" | tee -a "$OUT/gpu.txt"
+  cuobjdump --list-elf "$CUSTOM_OPS_LIBRARY" 2>/dev/null | grep -o "sm_[0-9]*a\?" | sort | uniq -c | tee -a "$OUT/gpu.txt"
+  # The plugin uses the process's shared libstdc++ whatever the compiler: NEEDED, no private copies of
+  # libstdc++ (locale ids, stream inserters), no -Bsymbolic.
+  step "plugin links the shared libstdc++" cxx-runtime.log bash -c '
+    readelf -d "$0" | grep -q "NEEDED.*libstdc++\.so\.6" || { echo "libstdc++.so.6 not NEEDED"; exit 1; }
+    if readelf -d "$0" | grep -q SYMBOLIC; then echo "linked with -Bsymbolic"; exit 1; fi
+    copies=$(nm -DC --defined-only "$0" | grep -c "std::locale::id\\|std::basic_ostream" || true)
+    [ "$copies" = 0 ] || { echo "$copies libstdc++ symbols defined in the plugin"; exit 1; }
+    echo "libstdc++.so.6 NEEDED, no SYMBOLIC, no private libstdc++ copies"' "$CUSTOM_OPS_LIBRARY"
   step "C++ tests (all, CUDA included)" gtest.log "$tests"
   if [ "$(nvidia-smi --query-gpu=index --format=csv,noheader | wc -l)" -ge 2 ]; then
     # Two GPUs: the C++ program for the scripted-model-on-cuda:1 test, built as multi-gpu-check.sh does.

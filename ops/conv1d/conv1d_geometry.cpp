@@ -15,8 +15,7 @@ bool is_supported_dtype(c10::ScalarType t) {
 
 // Checks that need no sizes: presence, dtype, device, rank.
 void check_tensors(const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias) {
-  TORCH_CHECK(input.defined(), kOp, "expected 'input' to be a defined tensor");
-  TORCH_CHECK(weight.defined(), kOp, "expected 'weight' to be a defined tensor");
+  check_defined(input, weight);
   TORCH_CHECK(input.dim() == 2 || input.dim() == 3, kOp,
               "expected 'input' to be 2-D (C, L) or 3-D (N, C, L), but got a ", input.dim(),
               "-D tensor of shape ", input.sym_sizes());
@@ -35,6 +34,27 @@ void check_tensors(const at::Tensor& input, const at::Tensor& weight, const std:
     TORCH_CHECK(bias->device() == input.device(), kOp, "expected 'bias' on the device of 'input' (", input.device(),
                 "), but got ", bias->device());
   }
+}
+
+// Checked int64 arithmetic. Sizes and arguments each fit in int64, but their sums and products need not:
+// unchecked, dilation 2^62 with K = 5 wraps the dilated kernel to 1 and the kernel then reads far outside
+// the input. A symbolic value (torch.compile, torch.export) is not checked here; the real kernel checks
+// the concrete value when it runs.
+std::optional<int64_t> concrete(int64_t value) { return value; }
+std::optional<int64_t> concrete(const c10::SymInt& value) { return value.maybe_as_int(); }
+
+template <typename Int>
+bool add_overflows(const Int& a, const Int& b) {
+  const auto x = concrete(a), y = concrete(b);
+  int64_t sum = 0;
+  return x && y && __builtin_add_overflow(*x, *y, &sum);
+}
+
+template <typename Int>
+bool mul_overflows(const Int& a, const Int& b) {
+  const auto x = concrete(a), y = concrete(b);
+  int64_t product = 0;
+  return x && y && __builtin_mul_overflow(*x, *y, &product);
 }
 
 template <typename Int>
@@ -85,10 +105,17 @@ Conv1dGeometry<Int> geometry_impl(const at::Tensor& input, const at::Tensor& wei
               ") to divide the output channels (weight.size(0) = ", g.out_channels, ")");
   TORCH_CHECK(g.in_channels % g.groups == 0, kOp, "expected 'groups' (", g.groups,
               ") to divide the input channels (", g.in_channels, ")");
+  // groups divides both channel counts, so it is at most their maximum; weight.size(1) * groups can still
+  // overflow when both are 0 and 'groups' is huge.
+  TORCH_CHECK(!mul_overflows(w[1], g.groups), kOp, "expected weight.size(1) * 'groups' to fit in int64, but got ",
+              w[1], " * ", g.groups);
   TORCH_CHECK(g.in_channels == w[1] * g.groups, kOp, "expected 'input' to have weight.size(1) * groups = ", w[1],
               " * ", g.groups, " = ", w[1] * g.groups, " channels, but got ", g.in_channels,
               " channels (input shape ", in, ")");
 
+  TORCH_CHECK(!mul_overflows(g.dilation, g.kernel_size - 1), kOp,
+              "expected the dilated kernel ('dilation' * (K - 1) + 1) to fit in int64, but got 'dilation' = ",
+              g.dilation, " with kernel size K = ", g.kernel_size, " (weight.size(2))");
   const Int dilated_kernel = g.dilation * (g.kernel_size - 1) + 1;
   switch (mode) {
     case Padding::Mode::kExplicit: {
@@ -120,8 +147,11 @@ Conv1dGeometry<Int> geometry_impl(const at::Tensor& input, const at::Tensor& wei
     }
   }
 
+  TORCH_CHECK(!add_overflows(g.pad_left, g.pad_right) && !add_overflows(g.in_length, g.pad_left + g.pad_right), kOp,
+              "expected the padded input length (input length + 'padding' on the left + on the right) to fit in "
+              "int64, but got ", g.in_length, " + ", g.pad_left, " + ", g.pad_right);
   const Int padded_length = g.in_length + g.pad_left + g.pad_right;
-  TORCH_CHECK(dilated_kernel <= padded_length, kOp, "expected the dilated kernel (dilation * (K - 1) + 1 = ",
+  TORCH_CHECK(dilated_kernel <= padded_length, kOp, "expected the dilated kernel ('dilation' * (K - 1) + 1 = ",
               dilated_kernel, ") to fit in the padded input (length ", g.in_length, " + padding ",
               g.pad_left + g.pad_right, " = ", padded_length, ")");
   if (bias.has_value() && bias->defined()) {
@@ -130,6 +160,25 @@ Conv1dGeometry<Int> geometry_impl(const at::Tensor& input, const at::Tensor& wei
                 "expected 'bias' of shape (out_channels,) = (", g.out_channels, ",), but got shape ", b);
   }
   g.out_length = (padded_length - dilated_kernel) / g.stride + 1;
+  // A stride past the padded input leaves one output position, which reads the same inputs whatever the
+  // stride: the kernels then see stride 1, so that their index arithmetic (rounding positions up by the
+  // stride) cannot overflow for a stride near 2^63, which aten accepts. Otherwise stride < padded length,
+  // and the check below leaves that arithmetic its headroom.
+  if (concrete(g.out_length) == std::optional<int64_t>(1)) g.stride = Int(1);
+  TORCH_CHECK(!add_overflows(padded_length, g.stride), kOp,
+              "expected the padded input length + 'stride' to fit in int64, but got ", g.in_length, " + 'padding' [",
+              g.pad_left, ", ", g.pad_right, "] + 'stride' ", g.stride);
+  // The output's size in bytes must fit in int64 too, also per sample (an empty batch still has strides):
+  // a huge 'padding' or an expanded input with a huge batch would otherwise overflow inside the
+  // allocator's size or stride computation.
+  const Int element_size = Int(static_cast<int64_t>(c10::elementSize(input.scalar_type())));
+  TORCH_CHECK(!mul_overflows(g.out_channels, g.out_length) &&
+                  !mul_overflows(g.out_channels * g.out_length, element_size) &&
+                  !mul_overflows(g.out_channels * g.out_length * element_size, g.batch),
+              kOp, "expected the output (batch ", g.batch, " x out_channels ", g.out_channels, " x output length ",
+              g.out_length, ", ", element_size, " bytes each) to have a size in bytes that fits in int64; the output "
+              "length comes from the input length ", g.in_length, ", 'padding' [", g.pad_left, ", ", g.pad_right,
+              "], 'dilation' ", g.dilation, " and 'stride' ", g.stride);
   return g;
 }
 
@@ -140,6 +189,33 @@ Padding::Mode parse_padding(c10::string_view padding) {
 }
 
 }  // namespace
+
+void check_defined(const at::Tensor& input, const at::Tensor& weight) {
+  TORCH_CHECK(input.defined(), kOp, "expected 'input' to be a tensor, but got None (an undefined tensor)");
+  TORCH_CHECK(weight.defined(), kOp, "expected 'weight' to be a tensor, but got None (an undefined tensor)");
+}
+
+namespace {
+// SymInt keeps integers below about -2^62 as heap-held constants, which the dispatcher cannot pass to the
+// backends' int64 signatures (it fails without naming the argument).
+void check_inline_int(const c10::SymInt& value, const char* name, const char* expected) {
+  if (value.is_heap_allocated() && !value.is_symbolic()) {
+    TORCH_CHECK(false, kOp, "expected '", name, "' to be ", expected, ", but got ", *value.maybe_as_int());
+  }
+}
+}  // namespace
+
+void check_integer_arguments(c10::SymIntArrayRef stride, c10::SymIntArrayRef padding, c10::SymIntArrayRef dilation,
+                             const c10::SymInt& groups) {
+  for (const auto& v : stride) check_inline_int(v, "stride", "positive");
+  for (const auto& v : padding) check_inline_int(v, "padding", "non-negative");
+  for (const auto& v : dilation) check_inline_int(v, "dilation", "positive");
+  check_inline_int(groups, "groups", "positive");
+}
+
+bool dilated_kernel_overflows(const c10::SymInt& dilation, const c10::SymInt& kernel_size) {
+  return mul_overflows(dilation, kernel_size - 1);
+}
 
 Geometry make_geometry(const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
                        c10::IntArrayRef stride, c10::IntArrayRef padding, c10::IntArrayRef dilation, int64_t groups) {
@@ -172,7 +248,7 @@ Conv1dGeometry<Int> backward_geometry_impl(const at::Tensor& grad_output, const 
                                            const at::Tensor& weight, c10::ArrayRef<Int> stride,
                                            c10::ArrayRef<Int> padding, c10::ArrayRef<Int> dilation, Int groups) {
   constexpr const char* kBackward = "custom::conv1d_backward: ";
-  TORCH_CHECK(grad_output.defined(), kBackward, "expected 'grad_output' to be a defined tensor");
+  TORCH_CHECK(grad_output.defined(), kBackward, "expected 'grad_output' to be a tensor, but got None (an undefined tensor)");
   Conv1dGeometry<Int> g = geometry_impl<Int>(input, weight, std::nullopt, stride, Padding::Mode::kLeftRight, padding,
                                              dilation, std::move(groups));
   TORCH_CHECK(grad_output.scalar_type() == input.scalar_type(), kBackward,

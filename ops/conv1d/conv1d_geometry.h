@@ -36,6 +36,20 @@ struct Conv1dGeometry {
 using Geometry = Conv1dGeometry<int64_t>;
 using SymGeometry = Conv1dGeometry<c10::SymInt>;
 
+// Raises an error naming 'input' or 'weight' when it is undefined (None from Python). The wrappers that
+// run before the backends (autograd) call it first, since they touch the tensors' devices.
+void check_defined(const at::Tensor& input, const at::Tensor& weight);
+
+// Raises an error naming the argument for an integer below about -2^62, which SymInt holds on the heap and
+// the backends' int64 signatures cannot receive. The autograd wrapper, which sees every call first
+// (outside inference mode), calls it.
+void check_integer_arguments(c10::SymIntArrayRef stride, c10::SymIntArrayRef padding, c10::SymIntArrayRef dilation,
+                             const c10::SymInt& groups);
+
+// Whether dilation * (kernel_size - 1) overflows int64 (false when either is symbolic). The autograd
+// wrapper asks before resolving "same" padding, and leaves the error to the backend's validation.
+bool dilated_kernel_overflows(const c10::SymInt& dilation, const c10::SymInt& kernel_size);
+
 // Integer padding (aten::conv1d) and string padding (aten::conv1d.padding: "valid" or "same").
 Geometry make_geometry(const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
                        c10::IntArrayRef stride, c10::IntArrayRef padding, c10::IntArrayRef dilation, int64_t groups);

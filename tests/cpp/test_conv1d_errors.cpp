@@ -4,6 +4,7 @@
 #include "conv1d_test_util.h"
 
 #include <functional>
+#include <limits>
 
 namespace custom_ops::testing {
 namespace {
@@ -27,6 +28,10 @@ struct ErrorCase {
   std::function<void(const torch::TensorOptions&)> call;
   std::vector<std::string> fragments;
 };
+
+constexpr int64_t kTwoTo62 = int64_t{1} << 62;
+constexpr int64_t kInt64Max = std::numeric_limits<int64_t>::max();
+constexpr int64_t kInt64Min = std::numeric_limits<int64_t>::min();
 
 std::vector<ErrorCase> error_cases() {
   using torch::randn;
@@ -82,6 +87,36 @@ std::vector<ErrorCase> error_cases() {
        {"padding='same'", "'stride' = 1", "stride 2"}},
       {"unknown padding", [=](const O& o) { custom_ops::conv1d(x(o), w(o), {}, 1, "full"); },
        {"'padding'", "\"valid\" or \"same\"", "\"full\""}},
+      {"undefined input", [=](const O& o) { custom_ops::conv1d(at::Tensor(), w(o)); }, {"'input'", "got None"}},
+      {"undefined weight", [=](const O& o) { custom_ops::conv1d(x(o), at::Tensor()); }, {"'weight'", "got None"}},
+      {"undefined input, string padding", [=](const O& o) { custom_ops::conv1d(at::Tensor(), w(o), {}, 1, "same"); },
+       {"'input'", "got None"}},
+      // Sums and products of sizes and arguments that overflow int64. Unchecked, dilation 2^62 wraps the
+      // dilated kernel to 1 and the kernel reads far outside the input (a segfault).
+      {"dilation overflow", [=](const O& o) { custom_ops::conv1d(randn({1, 2, 40}, o), randn({2, 2, 5}, o), {}, 3, 0, kTwoTo62); },
+       {"'dilation'", "fit in int64", "4611686018427387904", "K = 5"}},
+      {"dilation overflow, same", [=](const O& o) { custom_ops::conv1d(randn({1, 2, 40}, o), randn({2, 2, 5}, o), {}, 1, "same", kTwoTo62); },
+       {"'dilation'", "fit in int64", "4611686018427387904"}},
+      {"dilation max", [=](const O& o) { custom_ops::conv1d(x(o), w(o), {}, 1, 0, kInt64Max); },
+       {"'dilation'", "fit in int64", "9223372036854775807"}},
+      {"padding overflow", [=](const O& o) { custom_ops::conv1d(randn({1, 2, 40}, o), randn({2, 2, 5}, o), {}, 3, kTwoTo62); },
+       {"'padding'", "fit in int64", "40 + 4611686018427387904 + 4611686018427387904"}},
+      {"padding max", [=](const O& o) { custom_ops::conv1d(x(o), w(o), {}, 1, kInt64Max); },
+       {"'padding'", "fit in int64", "9223372036854775807"}},
+      {"output size overflow", [=](const O& o) { custom_ops::conv1d(randn({1, 2, 40}, o), randn({2, 2, 5}, o), {}, 3, kTwoTo62 / 2); },
+       {"output", "fits in int64", "'padding' [2305843009213693952, 2305843009213693952]", "'stride' 3"}},
+      {"output size overflow, batch",
+       [=](const O& o) { custom_ops::conv1d(randn({1, 2, 8}, o).expand({kTwoTo62 / 16, 2, 8}), randn({64, 2, 1}, o)); },
+       {"output", "fits in int64", "batch 288230376151711744"}},
+      // Below about -2^62, SymInt holds an integer on the heap, which the dispatcher cannot pass on as int64.
+      {"padding int64 min", [=](const O& o) { custom_ops::conv1d(x(o), w(o), {}, 1, kInt64Min); },
+       {"'padding'", "non-negative", "-9223372036854775808"}},
+      {"stride int64 min", [=](const O& o) { custom_ops::conv1d(x(o), w(o), {}, kInt64Min); },
+       {"'stride'", "positive", "-9223372036854775808"}},
+      {"groups int64 min", [=](const O& o) { custom_ops::conv1d(x(o), w(o), {}, 1, 0, 1, kInt64Min); },
+       {"'groups'", "positive", "-9223372036854775808"}},
+      {"groups overflow", [=](const O& o) { custom_ops::conv1d(randn({1, 0, 40}, o), randn({0, 2, 5}, o), {}, 1, 0, 1, kTwoTo62); },
+       {"'groups'", "fit in int64", "2 * 4611686018427387904"}},
   };
 }
 
@@ -115,6 +150,18 @@ TEST(Conv1dErrors, EveryInvalidArgumentIsNamedOnCudaAndTheNextCallWorks) {
   const auto out = custom_ops::conv1d(x, w, {}, 1, 1);
   const auto ref = at::conv1d(x.cpu().to(torch::kDouble), w.cpu().to(torch::kDouble), {}, 1, 1);
   EXPECT_LE(relative_max_error(out, ref), 5e-3);
+}
+
+TEST(Conv1dErrors, AStridePastTheInputGivesOnePosition) {
+  // Legal, as in aten: one output position whatever the stride, also at the int64 limit.
+  const auto x = torch::randn({2, 4, 16}, torch::kDouble);
+  const auto w = torch::randn({6, 4, 3}, torch::kDouble);
+  const auto ref = at::conv1d(x, w, {}, 100, 1);
+  for (const int64_t stride : {int64_t{1} << 31, kTwoTo62, kInt64Max}) {
+    const auto out = custom_ops::conv1d(x, w, {}, stride, 1);
+    ASSERT_EQ(out.sizes(), ref.sizes()) << stride;
+    EXPECT_LE(relative_max_error(out, ref), 1e-12) << stride;
+  }
 }
 
 TEST(Conv1dErrors, EmptyBatchGivesEmptyOutput) {

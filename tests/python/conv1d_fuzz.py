@@ -9,6 +9,7 @@ gradients (input, weight, bias) with aten's float64 autograd, for float64, float
 and bfloat16.
 
     python tests/python/conv1d_fuzz.py --device cuda --cases 20000 [--seed 0] [--seconds 600] [--backward]
+    python tests/python/conv1d_fuzz.py --device cpu --cases 1000 --bad-inputs   # extreme argument values
     python tests/python/conv1d_fuzz.py --repro '<the line a failure printed>'
 """
 import argparse
@@ -196,6 +197,103 @@ def fuzz(device, cases, seed, seconds=None, log=print, backward=False):
     return run, failures
 
 
+# The bad-input set: a legal case with one argument replaced by an extreme value. Integers at and past the
+# int64 limits exercise the overflow checks; none asks for an allocation that could succeed (a huge output
+# overflows int64 bytes or exceeds any address space), so a case never eats the machine's memory.
+EXTREME_VALUES = {
+    "stride": [0, -1, -2**63, 2**31, 2**62, 2**63 - 1],
+    "padding": [-1, -2**63, 2**61, 2**62, 2**63 - 1],
+    "dilation": [0, -1, -2**63, 2**61, 2**62, 2**63 - 1],
+    "groups": [0, -1, -2**63, 2**62, 2**63 - 1],
+    "input": [None],
+    "weight": [None],
+}
+INT64_MAX = 2**63 - 1
+
+
+def draw_bad(rng, device):
+    """A legal forward case (float64, integer padding) with one argument replaced by an extreme value."""
+    case = draw(rng, device)
+    while isinstance(case["padding"], str):
+        case = draw(rng, device)
+    case.update(dtype="float64", tf32=False, bias=rng.random() < 0.5)
+    argument = rng.choice(sorted(EXTREME_VALUES))
+    case["bad"] = [argument, rng.choice(EXTREME_VALUES[argument])]
+    return case
+
+
+def expected_length(case):
+    """The output length in exact integer arithmetic, or None where the arguments are illegal or a size
+    does not fit in int64."""
+    k, stride, dilation, padding = case["k"], case["stride"], case["dilation"], case["padding"]
+    if stride <= 0 or dilation <= 0 or padding < 0 or case["groups"] <= 0:
+        return None
+    span, padded = dilation * (k - 1) + 1, case["length"] + 2 * padding
+    if span > INT64_MAX or padded > INT64_MAX or span > padded:
+        return None
+    return (padded - span) // stride + 1
+
+
+def run_bad_case(case):
+    """None where the outcome is right: an error that names the replaced argument, or (where the value is
+    legal) the exact output shape and aten's values. Else what went wrong."""
+    argument, value = case["bad"]
+    good = dict(case)
+    gen = torch.Generator().manual_seed(case["seed"])
+    x = make_input(case, gen, torch.float64, case["device"])
+    w = torch.randn(case["o"], case["c"] // case["groups"], case["k"], generator=gen, dtype=torch.float64).to(case["device"])
+    b = torch.randn(case["o"], generator=gen, dtype=torch.float64).to(case["device"]) if case["bias"] else None
+    tensors = {"input": x, "weight": w}
+    if argument in tensors:
+        tensors[argument] = value
+    else:
+        case = dict(case, **{argument: value})
+    try:
+        out = torch.ops.custom.conv1d(tensors["input"], tensors["weight"], b, [case["stride"]], [case["padding"]],
+                                      [case["dilation"]], case["groups"])
+    except RuntimeError as e:
+        message = str(e).splitlines()[0]
+        if message.startswith("custom::conv1d: ") and f"'{argument}'" in message:
+            return None
+        if "not enough memory" in message and expected_length(case) is not None:
+            return None  # a legal output too large for any machine (its byte count fits in int64)
+        return f"error that does not name '{argument}': {message[:200]}"
+    length = expected_length(case)
+    if length is None:
+        return f"no error for {argument}={value}; output shape {tuple(out.shape)}"
+    batch = () if case["unbatched"] else (case["n"],)
+    if tuple(out.shape) != batch + (case["o"], length):
+        return f"shape {tuple(out.shape)}, expected {batch + (case['o'], length)}"
+    if out.numel() == 0:
+        return None
+    # Legal extremes compute what a small equivalent does: a stride past the padded input leaves position
+    # 0 only, and a dilation multiplies nothing when K = 1.
+    stride = max(1, case["length"] + 2 * case["padding"]) if length == 1 else case["stride"]
+    dilation = 1 if case["k"] == 1 else case["dilation"]
+    if max(stride, dilation, case["padding"]) > 2**31:
+        return f"legal extreme {argument}={value} with no small equivalent to check against"
+    ref = F.conv1d(x.cpu(), w.cpu(), None if b is None else b.cpu(), stride, case["padding"], dilation,
+                   case["groups"])
+    err = relative_error(out, ref)
+    return None if err <= TOLERANCE["float64"] else f"relative error {err:.2e} against aten"
+
+
+def fuzz_bad_inputs(device, cases, seed, log=print):
+    """Runs `cases` bad-input cases. Returns (run, failures)."""
+    rng = random.Random(seed)
+    failures = []
+    for _ in range(cases):
+        case = draw_bad(rng, device)
+        try:
+            problem = run_bad_case(case)
+        except Exception as e:  # noqa: BLE001 (only a RuntimeError naming the argument is right)
+            problem = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
+        if problem:
+            failures.append(case)
+            log(f"FAIL ({problem}): {repro_line(case)}")
+    return cases, failures
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--device", default="cpu")
@@ -204,15 +302,23 @@ def main():
     parser.add_argument("--seconds", type=float)
     parser.add_argument("--repro", help="one case, as a failure printed it")
     parser.add_argument("--backward", action="store_true", help="also compare the gradients")
+    parser.add_argument("--bad-inputs", action="store_true", help="the bad-input set: extreme argument values")
     args = parser.parse_args()
     custom_ops.load_library()
+    if args.repro and "bad" in json.loads(args.repro):
+        problem = run_bad_case(json.loads(args.repro))
+        print(problem or "ok")
+        sys.exit(1 if problem else 0)
     if args.repro:
         checks = run_case(json.loads(args.repro))
         for what, err, tol in checks:
             print(f"{what}: relative error {err:.3e} (tolerance {tol:.0e}): {'ok' if err <= tol else 'FAIL'}")
         sys.exit(0 if all(err <= tol for _, err, tol in checks) else 1)
     t0 = time.monotonic()
-    run, failures = fuzz(args.device, args.cases, args.seed, args.seconds, backward=args.backward)
+    if args.bad_inputs:
+        run, failures = fuzz_bad_inputs(args.device, args.cases, args.seed)
+    else:
+        run, failures = fuzz(args.device, args.cases, args.seed, args.seconds, backward=args.backward)
     print(f"fuzz: {run} cases on {args.device} (seed {args.seed}) in {time.monotonic() - t0:.0f} s, "
           f"{len(failures)} failures")
     sys.exit(1 if failures else 0)

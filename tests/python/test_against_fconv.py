@@ -96,3 +96,48 @@ def test_errors_are_raised_from_python(args, message):
         torch.ops.custom.conv1d(*tensors, *rest)
     with pytest.raises(RuntimeError, match="\"valid\" or \"same\""):
         torch.ops.custom.conv1d(torch.randn(2, 4, 16), torch.randn(6, 4, 3), None, [1], "full")
+
+
+TWO_TO_62 = 2 ** 62
+INT64_MAX = 2 ** 63 - 1
+
+
+@pytest.mark.parametrize("args, fragments", [
+    # Unchecked, dilation * (K - 1) + 1 wraps to 1 and the kernel reads far outside the input (a segfault).
+    (((1, 2, 40), (2, 2, 5), None, [3], [0], [TWO_TO_62]), ["'dilation'", "fit in int64", "K = 5"]),
+    (((1, 2, 40), (2, 2, 5), None, [1], "same", [TWO_TO_62]), ["'dilation'", "fit in int64"]),
+    (((1, 2, 40), (2, 2, 5), None, [1], [0], [INT64_MAX]), ["'dilation'", "fit in int64"]),
+    # Unchecked, the padded length wraps negative and the error reports a negative padding.
+    (((1, 2, 40), (2, 2, 5), None, [3], [TWO_TO_62]), ["'padding'", "fit in int64", f"40 + {TWO_TO_62} + {TWO_TO_62}"]),
+    (((1, 2, 40), (2, 2, 5), None, [1], [INT64_MAX]), ["'padding'", "fit in int64"]),
+    # Unchecked, the output's size overflows inside the allocator.
+    (((1, 2, 40), (2, 2, 5), None, [3], [TWO_TO_62 // 2]), ["output", "fits in int64", "'padding' [", "'stride' 3"]),
+    (((1, 0, 40), (0, 2, 5), None, [1], [0], [1], TWO_TO_62), ["'groups'", "fit in int64"]),
+])
+@pytest.mark.parametrize("device", ["cpu", "meta"])
+def test_int64_overflow_is_an_error_naming_the_argument(args, fragments, device):
+    shapes, rest = args[:2], args[2:]
+    tensors = [torch.randn(*s, device=device) for s in shapes]
+    with pytest.raises(RuntimeError) as error:
+        torch.ops.custom.conv1d(*tensors, *rest)
+    for fragment in fragments:
+        assert fragment in str(error.value)
+
+
+def test_int64_overflow_in_the_backward_is_an_error_naming_the_argument():
+    with pytest.raises(RuntimeError, match="'padding' on the left"):
+        torch.ops.custom.conv1d_backward(torch.randn(1, 2, 10), torch.randn(1, 2, 40), torch.randn(2, 2, 5), [1],
+                                         [TWO_TO_62, TWO_TO_62], [1], 1, [True, True, True])
+
+
+@pytest.mark.parametrize("requires_grad", [False, True])
+@pytest.mark.parametrize("padding", [[1], "same"])
+def test_none_input_or_weight_is_an_error_naming_the_argument(requires_grad, padding):
+    x = torch.randn(2, 4, 16, requires_grad=requires_grad)
+    w = torch.randn(6, 4, 3, requires_grad=requires_grad)
+    with pytest.raises(RuntimeError, match="expected 'input' to be a tensor, but got None"):
+        torch.ops.custom.conv1d(None, w, None, [1], padding)
+    with pytest.raises(RuntimeError, match="expected 'weight' to be a tensor, but got None"):
+        torch.ops.custom.conv1d(x, None, None, [1], padding)
+    with pytest.raises(RuntimeError, match="expected 'grad_output' to be a tensor, but got None"):
+        torch.ops.custom.conv1d_backward(None, x, w, [1], [1, 1], [1], 1, [True, True, True])

@@ -1,7 +1,8 @@
 """Differential fuzzing (conv1d_fuzz.py): seeded random cases over every parameter against F.conv1d in
 float64. CPU: 3,000 cases (at least 2,000 within the time bound); CUDA: 20,000 cases. The gradients
-too: 1,000 CPU and 3,000 CUDA cases against aten's float64 autograd. A failure prints a one-line
-reproducer."""
+too: 1,000 CPU and 3,000 CUDA cases against aten's float64 autograd. The bad-input set: 3,000 cases per
+device with one argument at an extreme value (None tensors; integers at and past the int64 limits), each
+an error naming the argument or, where legal, aten's result. A failure prints a one-line reproducer."""
 import warnings
 
 import pytest
@@ -22,6 +23,22 @@ def run(device, cases, seed, seconds, minimum, backward=False):
     SUMMARY_LINES.append(f"fuzz ({what}): {run_count} cases on {device} (seed {seed}), {len(failures)} failures")
     assert not failures, "\n".join(messages[:20])
     assert run_count >= minimum, f"only {run_count} cases ran within {seconds} s"
+
+
+def run_bad_inputs(device, cases, seed):
+    messages = []
+    run_count, failures = conv1d_fuzz.fuzz_bad_inputs(device, cases, seed, log=messages.append)
+    SUMMARY_LINES.append(f"fuzz (bad inputs): {run_count} cases on {device} (seed {seed}), {len(failures)} failures")
+    assert not failures, "\n".join(messages[:20])
+
+
+def test_fuzz_bad_inputs_cpu():
+    run_bad_inputs("cpu", cases=3000, seed=4)
+
+
+@pytest.mark.skipif(not HAS_CUDA, reason="no CUDA GPU present")
+def test_fuzz_bad_inputs_cuda():
+    run_bad_inputs("cuda", cases=3000, seed=5)
 
 
 def test_fuzz_cpu():
