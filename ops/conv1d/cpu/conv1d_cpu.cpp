@@ -1,15 +1,24 @@
 // CPU kernel of custom::conv1d: a direct convolution over output tiles, multi-threaded with
-// at::parallel_for, with a register-blocked micro-kernel vectorised along the output positions.
+// at::parallel_for, with register-blocked micro-kernels vectorised along the output positions and
+// picked at run time for the instruction set of the CPU (AVX-512, AVX2+FMA, portable).
+//
+// Weights are packed once per call (in parallel) as [group][block of output channels][channel][tap]
+// [output channel]: one contiguous row of output channels per (channel, tap), which the micro-kernel
+// broadcasts from.
 //
 // Work unit: one (batch, group, block of output channels, block of output positions) tile. The
-// reduction over input channels goes in blocks of kChannelBlock. For each block the tile's input is
-// gathered once, converted to the accumulation type and zero-padded, into a buffer the micro-kernel
-// reads with unit stride and no bounds checks:
-//   stride 1: one window per channel, (positions + halo) long; tap k reads it shifted by k * dilation;
-//   stride > 1 (or a dilation wider than a tile): one row per (channel, tap) holding exactly the
-//   inputs that tap meets (an im2col block).
-// The micro-kernel keeps a 4-channel x 2-vector block of outputs in registers across the whole
-// reduction block: each input vector loaded feeds 4 FMAs, each weight broadcast feeds 2.
+// reduction over input channels goes in blocks. For each block the tile's input is gathered once,
+// converted to the accumulation type and zero-padded, into rows the micro-kernel reads with unit
+// stride and no bounds checks. Stride is handled by phase decomposition: with stride s, output l of
+// tap k reads input (l0 + l) * s - pad + k * dilation = base + r_k + (l + q_k) * s, where
+// k * dilation = q_k * s + r_k. So one row per used phase r (row_r[m] = x[base + r + m * s]) serves
+// every tap of that phase, shifted by q_k: each input element is gathered once per channel block, not
+// once per tap (stride 1 is the one-phase case: a window of positions + halo).
+//
+// The micro-kernel keeps R output channels x V vectors of positions in registers across the whole
+// reduction block (AVX-512: 4 x 4 zmm, 64 positions; AVX2: 4 x 2 ymm): each input vector loaded
+// feeds R FMAs, each weight broadcast feeds V. Positions go outermost within a tile, so the slice of
+// input a micro-tile reads stays in L1 while all the tile's output channels pass over it.
 
 #include "ops/conv1d/conv1d_kernels.h"
 
@@ -19,90 +28,114 @@
 #include <ATen/ops/empty.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
-// The 32-byte vector helpers are always inlined into code built for one instruction set, so the
-// vector-ABI note GCC gives for the baseline clone does not apply.
+// The vector helpers are always inlined into code built for one instruction set, so the vector-ABI
+// note GCC gives for their baseline definitions does not apply.
 #pragma GCC diagnostic ignored "-Wpsabi"
 
 namespace custom_ops::conv1d {
 namespace {
 
-constexpr int64_t kOutBlock = 32;       // output channels per tile
-constexpr int64_t kLengthBlock = 256;   // output positions per tile (a multiple of every micro-tile width)
-constexpr int64_t kChannelBlock = 32;   // input channels per reduction block (at most)
-constexpr int64_t kGatherBudget = 1 << 18;  // elements of gathered input per reduction block (at most)
-constexpr int kMicroRows = 4;           // output channels per micro-tile
-constexpr int kMicroVectors = 2;        // 32-byte vectors of positions per micro-tile
+constexpr int64_t kOutBlock = 32;        // output channels per tile
+constexpr int64_t kLengthBlock = 256;    // output positions per tile (a multiple of every micro-tile width)
+constexpr int64_t kReductionBlock = 128; // (channel, tap) pairs per reduction block (at most, >= 1 channel)
+constexpr int64_t kGatherBudget = 1 << 17;  // elements of gathered input per reduction block (at most)
+constexpr int kMicroRows = 4;            // output channels per micro-tile
+constexpr int64_t kMaxOutBlocksPerTile = 8;  // output blocks sharing one gather of the input
 
-// A 32-byte vector (GCC/Clang vector extension: AVX on CPUs that have it, two SSE halves elsewhere).
-template <typename acc_t>
+#define CUSTOM_OPS_INLINE inline __attribute__((always_inline))
+
+// A vector of VB bytes (GCC/Clang vector extension; the instruction set is that of the function it is
+// inlined into).
+template <typename acc_t, int VB>
 struct Vec {
-  typedef acc_t type __attribute__((vector_size(32)));
-  static constexpr int kLanes = 32 / sizeof(acc_t);
-  static type load(const acc_t* p) {
+  typedef acc_t type __attribute__((vector_size(VB)));
+  static constexpr int kLanes = VB / sizeof(acc_t);
+  static CUSTOM_OPS_INLINE type load(const acc_t* p) {
     type v;
     std::memcpy(&v, p, sizeof(v));
     return v;
   }
-  static void store(acc_t* p, type v) { std::memcpy(p, &v, sizeof(v)); }
+  static CUSTOM_OPS_INLINE void store(acc_t* p, type v) { std::memcpy(p, &v, sizeof(v)); }
 };
 
 // Input of one reduction block as the micro-kernel sees it: tap k of channel c starts at
-// data + c * channel_stride + k * tap_stride, and position l is at offset l from there.
+// data + c * channel_stride + tap_offset[k], and position l is at offset l from there.
 template <typename acc_t>
 struct BlockView {
   const acc_t* data;
   int64_t channel_stride;
-  int64_t tap_stride;
+  const int64_t* tap_offset;
   int64_t channels;
   int64_t taps;
 };
 
-// acc[i][l0 + (0 .. width)] += sum_{c, k} packed[(c * taps + k) * rows_total + i] * input(c, k)[l0 + ...]
-template <typename acc_t, int kRows>
-inline __attribute__((always_inline)) void micro_tile(acc_t* acc, int64_t acc_stride, int64_t l0,
-                                                      const BlockView<acc_t>& in, const acc_t* packed,
-                                                      int64_t rows_total) {
-  using V = Vec<acc_t>;
-  typename V::type a[kRows][kMicroVectors];
-  for (int i = 0; i < kRows; ++i)
-    for (int j = 0; j < kMicroVectors; ++j) a[i][j] = V::load(acc + i * acc_stride + l0 + j * V::kLanes);
+// acc[i][l0 + (0 .. V * lanes)] += sum_{c, k} w[i * w_stride + c * taps + k] * input(c, k)[l0 + ...]
+// (w: the weights of the block's first channel, in their (O, C_g, K) layout).
+template <typename acc_t, int VB, int R, int V>
+CUSTOM_OPS_INLINE void micro_tile(acc_t* acc, int64_t acc_stride, int64_t l0, const BlockView<acc_t>& in,
+                                  const acc_t* w, int64_t w_stride) {
+  using Vt = Vec<acc_t, VB>;
+  typename Vt::type a[R][V];
+  for (int i = 0; i < R; ++i)
+    for (int j = 0; j < V; ++j) a[i][j] = Vt::load(acc + i * acc_stride + l0 + j * Vt::kLanes);
+  const acc_t* wr[R];
+  for (int i = 0; i < R; ++i) wr[i] = w + i * w_stride;
+  int64_t idx = 0;
   for (int64_t c = 0; c < in.channels; ++c) {
-    for (int64_t k = 0; k < in.taps; ++k) {
-      const acc_t* x = in.data + c * in.channel_stride + k * in.tap_stride + l0;
-      const acc_t* w = packed + (c * in.taps + k) * rows_total;
-      typename V::type xv[kMicroVectors];
-      for (int j = 0; j < kMicroVectors; ++j) xv[j] = V::load(x + j * V::kLanes);
-      for (int i = 0; i < kRows; ++i) {
-        const acc_t wi = w[i];
-        for (int j = 0; j < kMicroVectors; ++j) a[i][j] += wi * xv[j];
+    const acc_t* xc = in.data + c * in.channel_stride + l0;
+    for (int64_t k = 0; k < in.taps; ++k, ++idx) {
+      const acc_t* x = xc + in.tap_offset[k];
+      typename Vt::type xv[V];
+      for (int j = 0; j < V; ++j) xv[j] = Vt::load(x + j * Vt::kLanes);
+      for (int i = 0; i < R; ++i) {
+        const acc_t wi = wr[i][idx];
+        for (int j = 0; j < V; ++j) a[i][j] += wi * xv[j];
       }
     }
   }
-  for (int i = 0; i < kRows; ++i)
-    for (int j = 0; j < kMicroVectors; ++j) V::store(acc + i * acc_stride + l0 + j * V::kLanes, a[i][j]);
+  for (int i = 0; i < R; ++i)
+    for (int j = 0; j < V; ++j) Vt::store(acc + i * acc_stride + l0 + j * Vt::kLanes, a[i][j]);
 }
 
-template <typename acc_t>
-inline __attribute__((always_inline)) void accumulate_block_impl(acc_t* acc, int64_t acc_stride, int64_t rows,
-                                                                 int64_t width, const BlockView<acc_t>& in,
-                                                                 const acc_t* packed) {
-  constexpr int64_t kWidth = kMicroVectors * Vec<acc_t>::kLanes;
+// Every output channel of the tile over positions [l0, l0 + V * lanes).
+template <typename acc_t, int VB, int V>
+CUSTOM_OPS_INLINE void micro_column(acc_t* acc, int64_t acc_stride, int64_t rows, int64_t l0,
+                                    const BlockView<acc_t>& in, const acc_t* w, int64_t ws) {
   int64_t i = 0;
   for (; i + kMicroRows <= rows; i += kMicroRows)
-    for (int64_t l = 0; l < width; l += kWidth)
-      micro_tile<acc_t, kMicroRows>(acc + i * acc_stride, acc_stride, l, in, packed + i, rows);
-  for (; i < rows; ++i)
-    for (int64_t l = 0; l < width; l += kWidth) micro_tile<acc_t, 1>(acc + i * acc_stride, acc_stride, l, in, packed + i, rows);
+    micro_tile<acc_t, VB, kMicroRows, V>(acc + i * acc_stride, acc_stride, l0, in, w + i * ws, ws);
+  switch (rows - i) {
+    case 3: micro_tile<acc_t, VB, 3, V>(acc + i * acc_stride, acc_stride, l0, in, w + i * ws, ws); break;
+    case 2: micro_tile<acc_t, VB, 2, V>(acc + i * acc_stride, acc_stride, l0, in, w + i * ws, ws); break;
+    case 1: micro_tile<acc_t, VB, 1, V>(acc + i * acc_stride, acc_stride, l0, in, w + i * ws, ws); break;
+    default: break;
+  }
+}
+
+// Positions [0, width) rounded up to whole vectors (never past kLengthBlock): 4-vector columns while
+// more than 3 vectors remain (where kMaxV allows), then 2, then 1.
+template <typename acc_t, int VB, int kMaxV>
+CUSTOM_OPS_INLINE void accumulate_block_impl(acc_t* acc, int64_t acc_stride, int64_t rows, int64_t width,
+                                             const BlockView<acc_t>& in, const acc_t* w, int64_t ws) {
+  constexpr int64_t kL = Vec<acc_t, VB>::kLanes;
+  int64_t l = 0;
+  if constexpr (kMaxV >= 4) {
+    for (; width - l > 3 * kL; l += 4 * kL) micro_column<acc_t, VB, 4>(acc, acc_stride, rows, l, in, w, ws);
+  }
+  for (; width - l > kL; l += 2 * kL) micro_column<acc_t, VB, 2>(acc, acc_stride, rows, l, in, w, ws);
+  for (; l < width; l += kL) micro_column<acc_t, VB, 1>(acc, acc_stride, rows, l, in, w, ws);
 }
 
 // dst[j] = x[(first + j * step) * x_stride] for 0 <= j < count, zero where the position is outside
 // [0, length): the zero padding. The in-bounds run is a tight conversion loop without branches.
 template <typename acc_t, typename scalar_t>
-void gather_row(acc_t* dst, int64_t count, const scalar_t* x, int64_t x_stride, int64_t first, int64_t step,
-                int64_t length) {
+CUSTOM_OPS_INLINE void gather_row(acc_t* dst, int64_t count, const scalar_t* x, int64_t x_stride, int64_t first,
+                                  int64_t step, int64_t length) {
   // In bounds for j in [j0, j1): first + j * step >= 0 and < length.
   const int64_t j0 = std::min(count, first >= 0 ? int64_t{0} : (-first + step - 1) / step);
   const int64_t j1 = std::max(j0, std::min(count, first >= length ? int64_t{0} : (length - first + step - 1) / step));
@@ -113,6 +146,8 @@ void gather_row(acc_t* dst, int64_t count, const scalar_t* x, int64_t x_stride, 
     acc_t* out = dst + j0;
     if (hop == 1) {
       for (int64_t j = 0; j < n; ++j) out[j] = static_cast<acc_t>(src[j]);
+    } else if (hop == 2) {
+      for (int64_t j = 0; j < n; ++j) out[j] = static_cast<acc_t>(src[2 * j]);
     } else {
       for (int64_t j = 0; j < n; ++j) out[j] = static_cast<acc_t>(src[j * hop]);
     }
@@ -120,88 +155,202 @@ void gather_row(acc_t* dst, int64_t count, const scalar_t* x, int64_t x_stride, 
   std::fill(dst + j1, dst + count, acc_t(0));
 }
 
-// Built twice on x86-64 (AVX2+FMA and baseline) and picked at load time, so the plugin runs on any
-// x86-64 CPU and uses 256-bit FMAs where they exist.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define CUSTOM_OPS_CPU_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define CUSTOM_OPS_CPU_CLONES
+// The input of one reduction block: for each of `channels` channels (x_stride_c apart), one row of
+// row_length per used phase p: row[m] = x[base + phases[p] + m * stride].
+template <typename acc_t, typename scalar_t>
+struct GatherArgs {
+  acc_t* dst;
+  int64_t channels, rows_per_channel, row_length;
+  const scalar_t* x;  // the block's first channel
+  int64_t x_stride_c, x_stride_l, base, stride, length;
+  const int64_t* phases;
+};
+
+template <typename acc_t, typename scalar_t>
+CUSTOM_OPS_INLINE void gather_block_impl(const GatherArgs<acc_t, scalar_t>& a) {
+  for (int64_t ci = 0; ci < a.channels; ++ci) {
+    const scalar_t* x_row = a.x + ci * a.x_stride_c;
+    acc_t* dst = a.dst + ci * a.rows_per_channel * a.row_length;
+    for (int64_t p = 0; p < a.rows_per_channel; ++p)
+      gather_row(dst + p * a.row_length, a.row_length, x_row, a.x_stride_l, a.base + a.phases[p], a.stride, a.length);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Instruction sets, picked at run time. ISA-specific code is compiled with function-level target
+// attributes, so the library itself needs no -m flags and runs on any x86-64 CPU.
+// CUSTOM_OPS_CPU_ISA=avx512|avx2|generic lowers the choice (for tests and comparisons), never raises it.
+// ---------------------------------------------------------------------------------------------------
+enum class Isa { kGeneric, kAvx2, kAvx512 };
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define CUSTOM_OPS_X86_DISPATCH 1
+#define CUSTOM_OPS_TARGET_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")))
+#define CUSTOM_OPS_TARGET_AVX2 __attribute__((target("avx2,fma")))
 #endif
 
-CUSTOM_OPS_CPU_CLONES void accumulate_block(float* acc, int64_t acc_stride, int64_t rows, int64_t width,
-                                            const BlockView<float>& in, const float* packed) {
-  accumulate_block_impl(acc, acc_stride, rows, width, in, packed);
+Isa detect_isa() {
+  Isa best = Isa::kGeneric;
+#ifdef CUSTOM_OPS_X86_DISPATCH
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) best = Isa::kAvx2;
+  if (best == Isa::kAvx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq"))
+    best = Isa::kAvx512;
+#endif
+  if (const char* env = std::getenv("CUSTOM_OPS_CPU_ISA")) {
+    Isa asked = best;
+    if (std::strcmp(env, "generic") == 0) asked = Isa::kGeneric;
+    else if (std::strcmp(env, "avx2") == 0) asked = Isa::kAvx2;
+    else if (std::strcmp(env, "avx512") == 0) asked = Isa::kAvx512;
+    if (static_cast<int>(asked) < static_cast<int>(best)) best = asked;
+  }
+  return best;
 }
-CUSTOM_OPS_CPU_CLONES void accumulate_block(double* acc, int64_t acc_stride, int64_t rows, int64_t width,
-                                            const BlockView<double>& in, const double* packed) {
-  accumulate_block_impl(acc, acc_stride, rows, width, in, packed);
+
+Isa cpu_isa() {
+  static const Isa isa = detect_isa();
+  return isa;
+}
+
+#define CUSTOM_OPS_ACCUMULATE_ARGS(T) \
+  T *acc, int64_t acc_stride, int64_t rows, int64_t width, const BlockView<T>&in, const T *w, int64_t ws
+#define CUSTOM_OPS_ACCUMULATE_PASS acc, acc_stride, rows, width, in, w, ws
+
+template <typename acc_t>
+void accumulate_generic(CUSTOM_OPS_ACCUMULATE_ARGS(acc_t)) {
+  accumulate_block_impl<acc_t, 16, 2>(CUSTOM_OPS_ACCUMULATE_PASS);
+}
+template <typename acc_t, typename scalar_t>
+void gather_generic(const GatherArgs<acc_t, scalar_t>& a) {
+  gather_block_impl(a);
+}
+#ifdef CUSTOM_OPS_X86_DISPATCH
+template <typename acc_t>
+CUSTOM_OPS_TARGET_AVX2 void accumulate_avx2(CUSTOM_OPS_ACCUMULATE_ARGS(acc_t)) {
+  accumulate_block_impl<acc_t, 32, 2>(CUSTOM_OPS_ACCUMULATE_PASS);
+}
+template <typename acc_t>
+CUSTOM_OPS_TARGET_AVX512 void accumulate_avx512(CUSTOM_OPS_ACCUMULATE_ARGS(acc_t)) {
+  accumulate_block_impl<acc_t, 64, 4>(CUSTOM_OPS_ACCUMULATE_PASS);
+}
+template <typename acc_t, typename scalar_t>
+CUSTOM_OPS_TARGET_AVX2 void gather_avx2(const GatherArgs<acc_t, scalar_t>& a) {
+  gather_block_impl(a);
+}
+template <typename acc_t, typename scalar_t>
+CUSTOM_OPS_TARGET_AVX512 void gather_avx512(const GatherArgs<acc_t, scalar_t>& a) {
+  gather_block_impl(a);
+}
+#endif
+
+template <typename acc_t, typename scalar_t>
+struct Kernels {
+  void (*accumulate)(CUSTOM_OPS_ACCUMULATE_ARGS(acc_t));
+  void (*gather)(const GatherArgs<acc_t, scalar_t>&);
+};
+
+template <typename acc_t, typename scalar_t>
+Kernels<acc_t, scalar_t> pick_kernels() {
+#ifdef CUSTOM_OPS_X86_DISPATCH
+  switch (cpu_isa()) {
+    case Isa::kAvx512: return {accumulate_avx512<acc_t>, gather_avx512<acc_t, scalar_t>};
+    case Isa::kAvx2: return {accumulate_avx2<acc_t>, gather_avx2<acc_t, scalar_t>};
+    default: break;
+  }
+#endif
+  return {accumulate_generic<acc_t>, gather_generic<acc_t, scalar_t>};
 }
 
 template <typename scalar_t>
 void conv1d_cpu_kernel(const at::Tensor& input, const at::Tensor& weight, const scalar_t* bias, at::Tensor& out,
                        const Geometry& g) {
   using acc_t = at::opmath_type<scalar_t>;
+  constexpr bool kSameType = std::is_same_v<acc_t, scalar_t>;
+  const Kernels<acc_t, scalar_t> kern = pick_kernels<acc_t, scalar_t>();
   const int64_t C_g = g.in_channels_per_group();
   const int64_t O_g = g.out_channels_per_group();
   const int64_t K = g.kernel_size, L = g.in_length, L_out = g.out_length;
   const int64_t stride = g.stride, dilation = g.dilation, pad = g.pad_left;
-  const int64_t reach = (K - 1) * dilation + 1;  // input elements one output position looks at
   const int64_t out_blocks = (O_g + kOutBlock - 1) / kOutBlock;
   const int64_t length_blocks = (L_out + kLengthBlock - 1) / kLengthBlock;
-  const int64_t tiles = g.batch * g.groups * out_blocks * length_blocks;
-  // Stride 1 (and dilation no wider than a tile): a window of kLengthBlock + halo per channel, which
-  // is smaller than K rows. Otherwise kLengthBlock per (channel, tap).
-  const bool use_window = stride == 1 && dilation <= kLengthBlock;
-  const int64_t row_length = use_window ? kLengthBlock + reach - 1 : kLengthBlock;
-  const int64_t rows_per_channel = use_window ? 1 : K;
-  const int64_t channel_block =
-      std::clamp<int64_t>(kGatherBudget / (rows_per_channel * row_length), 1, std::min(kChannelBlock, std::max<int64_t>(C_g, 1)));
+
+  // Output blocks per tile: they share each gather of the input. As many as leave >= 4 tiles a thread
+  // (and at most kMaxOutBlocksPerTile, for the accumulators to stay in L2).
+  const int64_t base_tiles = g.batch * g.groups * length_blocks;
+  const int64_t min_tiles = 4 * static_cast<int64_t>(at::get_num_threads());
+  int64_t blocks_per_tile = std::min(out_blocks, kMaxOutBlocksPerTile);
+  while (blocks_per_tile > 1 && base_tiles * ((out_blocks + blocks_per_tile - 1) / blocks_per_tile) < min_tiles)
+    blocks_per_tile = (blocks_per_tile + 1) / 2;
+  const int64_t out_chunks = (out_blocks + blocks_per_tile - 1) / blocks_per_tile;
+  const int64_t tiles = base_tiles * out_chunks;
+
+  // Phase decomposition: tap k reads phase row r_k = (k * dilation) % stride, shifted by
+  // q_k = (k * dilation) / stride. Only the phases some tap uses get a row.
+  std::vector<int64_t> phase_row(stride, -1), phases, tap_offset(K);
+  for (int64_t k = 0; k < K; ++k) {
+    const int64_t r = (k * dilation) % stride;
+    if (phase_row[r] < 0) {
+      phase_row[r] = static_cast<int64_t>(phases.size());
+      phases.push_back(r);
+    }
+  }
+  const int64_t rows_per_channel = static_cast<int64_t>(phases.size());
+  const int64_t row_length = kLengthBlock + ((K - 1) * dilation) / stride;
+  for (int64_t k = 0; k < K; ++k)
+    tap_offset[k] = phase_row[(k * dilation) % stride] * row_length + (k * dilation) / stride;
+  const int64_t channel_block = std::clamp<int64_t>(
+      std::min(kReductionBlock / K, kGatherBudget / (rows_per_channel * row_length)), 1, std::max<int64_t>(C_g, 1));
 
   const scalar_t* x = input.const_data_ptr<scalar_t>();
-  const scalar_t* w = weight.const_data_ptr<scalar_t>();  // contiguous (O, C_g, K)
-  scalar_t* y = out.mutable_data_ptr<scalar_t>();          // contiguous (N, O, L_out)
+  scalar_t* y = out.mutable_data_ptr<scalar_t>();  // contiguous (N, O, L_out)
   const int64_t xs_n = input.stride(0), xs_c = input.stride(1), xs_l = input.stride(2);
+  // Weights in their contiguous (O, C_g, K) layout, in the accumulation type (16-bit types converted
+  // once here); the micro-kernel broadcasts from R rows of them.
+  const int64_t CK = C_g * K;
+  at::Tensor w_acc;
+  if constexpr (!kSameType) w_acc = weight.to(c10::CppTypeToScalarType<acc_t>::value).contiguous();
+  const acc_t* w = kSameType ? reinterpret_cast<const acc_t*>(weight.const_data_ptr<scalar_t>())
+                             : w_acc.template const_data_ptr<acc_t>();
+  // Stride-1 tiles whose whole window lies inside the input read it in place.
+  const bool direct_ok = kSameType && stride == 1 && xs_l == 1;
 
   at::parallel_for(0, tiles, 1, [&](int64_t begin, int64_t end) {
     std::vector<acc_t> gathered(channel_block * rows_per_channel * row_length);
-    std::vector<acc_t> packed(channel_block * K * kOutBlock);
-    std::vector<acc_t> acc(kOutBlock * kLengthBlock);
+    std::vector<acc_t> acc(blocks_per_tile * kOutBlock * kLengthBlock);
     for (int64_t tile = begin; tile < end; ++tile) {
       int64_t rest = tile;
       const int64_t lb = rest % length_blocks;
       rest /= length_blocks;
-      const int64_t ob = rest % out_blocks;
-      rest /= out_blocks;
+      const int64_t oc = rest % out_chunks;
+      rest /= out_chunks;
       const int64_t grp = rest % g.groups;
       const int64_t n = rest / g.groups;
 
       const int64_t l0 = lb * kLengthBlock, nl = std::min(kLengthBlock, L_out - l0);
-      const int64_t o0 = grp * O_g + ob * kOutBlock, no = std::min(kOutBlock, O_g - ob * kOutBlock);
+      const int64_t o0 = grp * O_g + oc * blocks_per_tile * kOutBlock;  // first output channel of the tile
+      const int64_t no = std::min(blocks_per_tile * kOutBlock, O_g - oc * blocks_per_tile * kOutBlock);
       for (int64_t oi = 0; oi < no; ++oi) {
         const acc_t b = bias ? static_cast<acc_t>(bias[o0 + oi]) : acc_t(0);
         std::fill_n(acc.data() + oi * kLengthBlock, kLengthBlock, b);
       }
+      const int64_t base = l0 * stride - pad;
+      const bool direct = direct_ok && base >= 0 && base + row_length <= L;
       for (int64_t c0 = 0; c0 < C_g; c0 += channel_block) {
         const int64_t nc = std::min(channel_block, C_g - c0);
-        // Gather the block's input (positions past nl are computed and discarded, never stored).
-        for (int64_t ci = 0; ci < nc; ++ci) {
-          const scalar_t* x_row = x + n * xs_n + (grp * C_g + c0 + ci) * xs_c;
-          acc_t* dst = gathered.data() + ci * rows_per_channel * row_length;
-          for (int64_t r = 0; r < rows_per_channel; ++r, dst += row_length) {
-            // window: dst[j] = x[l0 - pad + j]; rows: dst[j] = x[(l0 + j) * stride + r * dilation - pad]
-            const int64_t first = l0 * stride - pad + r * dilation;
-            const int64_t step = use_window ? 1 : stride;
-            gather_row(dst, row_length, x_row, xs_l, first, step, L);
-          }
+        const scalar_t* x_block = x + n * xs_n + (grp * C_g + c0) * xs_c;
+        BlockView<acc_t> view{gathered.data(), rows_per_channel * row_length, tap_offset.data(), nc, K};
+        if (direct) {
+          view.data = reinterpret_cast<const acc_t*>(x_block) + base;
+          view.channel_stride = xs_c;
+        } else {
+          // Positions past nl are computed and discarded, never stored.
+          kern.gather({gathered.data(), nc, rows_per_channel, row_length, x_block, xs_c, xs_l, base, stride, L,
+                       phases.data()});
         }
-        // Pack the block's weights as [channel][tap][output channel]: one contiguous row per (c, k).
-        for (int64_t ci = 0; ci < nc; ++ci)
-          for (int64_t k = 0; k < K; ++k)
-            for (int64_t oi = 0; oi < no; ++oi)
-              packed[(ci * K + k) * no + oi] = static_cast<acc_t>(w[((o0 + oi) * C_g + c0 + ci) * K + k]);
-        const BlockView<acc_t> view{gathered.data(), rows_per_channel * row_length,
-                                    use_window ? dilation : row_length, nc, K};
-        accumulate_block(acc.data(), kLengthBlock, no, nl, view, packed.data());
+        for (int64_t r0 = 0; r0 < no; r0 += kOutBlock)
+          kern.accumulate(acc.data() + r0 * kLengthBlock, kLengthBlock, std::min(kOutBlock, no - r0), nl, view,
+                          w + (o0 + r0) * CK + c0 * K, CK);
       }
       for (int64_t oi = 0; oi < no; ++oi) {
         scalar_t* y_row = y + (n * g.out_channels + o0 + oi) * L_out + l0;
