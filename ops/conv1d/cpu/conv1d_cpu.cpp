@@ -27,6 +27,10 @@
 #include <ATen/Parallel.h>
 #include <ATen/ops/empty.h>
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#endif
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -179,9 +183,9 @@ CUSTOM_OPS_INLINE void gather_block_impl(const GatherArgs<acc_t, scalar_t>& a) {
 // ---------------------------------------------------------------------------------------------------
 // Instruction sets, picked at run time. ISA-specific code is compiled with function-level target
 // attributes, so the library itself needs no -m flags and runs on any x86-64 CPU.
-// CUSTOM_OPS_CPU_ISA=avx512|avx2|generic lowers the choice (for tests and comparisons), never raises it.
+// CUSTOM_OPS_CPU_ISA=avx512bf16|avx512|avx2|generic lowers the choice (for tests and comparisons), never raises it.
 // ---------------------------------------------------------------------------------------------------
-enum class Isa { kGeneric, kAvx2, kAvx512 };
+enum class Isa { kGeneric, kAvx2, kAvx512, kAvx512Bf16 };
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define CUSTOM_OPS_X86_DISPATCH 1
@@ -197,12 +201,14 @@ Isa detect_isa() {
   if (best == Isa::kAvx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
       __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq"))
     best = Isa::kAvx512;
+  if (best == Isa::kAvx512 && __builtin_cpu_supports("avx512bf16")) best = Isa::kAvx512Bf16;
 #endif
   if (const char* env = std::getenv("CUSTOM_OPS_CPU_ISA")) {
     Isa asked = best;
     if (std::strcmp(env, "generic") == 0) asked = Isa::kGeneric;
     else if (std::strcmp(env, "avx2") == 0) asked = Isa::kAvx2;
     else if (std::strcmp(env, "avx512") == 0) asked = Isa::kAvx512;
+    else if (std::strcmp(env, "avx512bf16") == 0) asked = Isa::kAvx512Bf16;
     if (static_cast<int>(asked) < static_cast<int>(best)) best = asked;
   }
   return best;
@@ -254,6 +260,7 @@ template <typename acc_t, typename scalar_t>
 Kernels<acc_t, scalar_t> pick_kernels() {
 #ifdef CUSTOM_OPS_X86_DISPATCH
   switch (cpu_isa()) {
+    case Isa::kAvx512Bf16:
     case Isa::kAvx512: return {accumulate_avx512<acc_t>, gather_avx512<acc_t, scalar_t>};
     case Isa::kAvx2: return {accumulate_avx2<acc_t>, gather_avx2<acc_t, scalar_t>};
     default: break;
@@ -361,6 +368,191 @@ void conv1d_cpu_kernel(const at::Tensor& input, const at::Tensor& weight, const 
   });
 }
 
+
+#ifdef CUSTOM_OPS_X86_DISPATCH
+// ---------------------------------------------------------------------------------------------------
+// bfloat16 with AVX-512-BF16: vdpbf16ps multiplies pairs of bfloat16 and adds both products to a float32
+// lane (products exact, float32 accumulation). The pairs are two input channels of the same tap: the
+// gather interleaves channels (2p, 2p + 1) into 32-bit elements, the weights are packed once per call
+// as [o][channel pair][tap] pairs, broadcast as 32 bits. Same tiles, phases and blocking as above;
+// a group of odd size pairs its last channel with zeros.
+// ---------------------------------------------------------------------------------------------------
+#define CUSTOM_OPS_TARGET_AVX512BF16 \
+  __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx512bf16,avx2,fma")))
+
+struct PairView {
+  const uint32_t* data;  // pair p, phase row r: data + p * pair_stride + r * row_length
+  int64_t pair_stride;
+  const int64_t* tap_offset;
+  int64_t pairs;
+  int64_t taps;
+};
+
+template <int R, int V>
+CUSTOM_OPS_TARGET_AVX512BF16 CUSTOM_OPS_INLINE void micro_tile_bf16(float* acc, int64_t acc_stride, int64_t l0,
+                                                                    const PairView& in, const uint32_t* w,
+                                                                    int64_t w_stride) {
+  __m512 a[R][V];
+  for (int i = 0; i < R; ++i)
+    for (int j = 0; j < V; ++j) a[i][j] = _mm512_loadu_ps(acc + i * acc_stride + l0 + j * 16);
+  int64_t idx = 0;
+  for (int64_t p = 0; p < in.pairs; ++p) {
+    const uint32_t* xp = in.data + p * in.pair_stride + l0;
+    for (int64_t k = 0; k < in.taps; ++k, ++idx) {
+      const uint32_t* x = xp + in.tap_offset[k];
+      __m512i xv[V];
+      for (int j = 0; j < V; ++j) xv[j] = _mm512_loadu_si512(x + j * 16);
+      for (int i = 0; i < R; ++i) {
+        const __m512i wi = _mm512_set1_epi32(static_cast<int>(w[i * w_stride + idx]));
+        for (int j = 0; j < V; ++j) a[i][j] = _mm512_dpbf16_ps(a[i][j], (__m512bh)xv[j], (__m512bh)wi);
+      }
+    }
+  }
+  for (int i = 0; i < R; ++i)
+    for (int j = 0; j < V; ++j) _mm512_storeu_ps(acc + i * acc_stride + l0 + j * 16, a[i][j]);
+}
+
+template <int V>
+CUSTOM_OPS_TARGET_AVX512BF16 CUSTOM_OPS_INLINE void micro_column_bf16(float* acc, int64_t acc_stride, int64_t rows,
+                                                                      int64_t l0, const PairView& in,
+                                                                      const uint32_t* w, int64_t ws) {
+  int64_t i = 0;
+  for (; i + kMicroRows <= rows; i += kMicroRows)
+    micro_tile_bf16<kMicroRows, V>(acc + i * acc_stride, acc_stride, l0, in, w + i * ws, ws);
+  switch (rows - i) {
+    case 3: micro_tile_bf16<3, V>(acc + i * acc_stride, acc_stride, l0, in, w + i * ws, ws); break;
+    case 2: micro_tile_bf16<2, V>(acc + i * acc_stride, acc_stride, l0, in, w + i * ws, ws); break;
+    case 1: micro_tile_bf16<1, V>(acc + i * acc_stride, acc_stride, l0, in, w + i * ws, ws); break;
+    default: break;
+  }
+}
+
+CUSTOM_OPS_TARGET_AVX512BF16 void accumulate_bf16(float* acc, int64_t acc_stride, int64_t rows, int64_t width,
+                                                  const PairView& in, const uint32_t* w, int64_t ws) {
+  int64_t l = 0;
+  for (; width - l > 48; l += 64) micro_column_bf16<4>(acc, acc_stride, rows, l, in, w, ws);
+  for (; width - l > 16; l += 32) micro_column_bf16<2>(acc, acc_stride, rows, l, in, w, ws);
+  for (; l < width; l += 16) micro_column_bf16<1>(acc, acc_stride, rows, l, in, w, ws);
+}
+
+// Pairs [0, pairs) of one reduction block: dst row (p, r)[m] = lo | hi << 16 with lo, hi the bfloat16
+// bits of channels 2p and 2p + 1 at base + phases[r] + m * stride (zero outside the input, and hi zero
+// for a missing last channel). lo_tmp, hi_tmp: row_length elements each.
+CUSTOM_OPS_TARGET_AVX512BF16 void gather_pairs_bf16(uint32_t* dst, int64_t pairs, int64_t channels,
+                                                    int64_t rows_per_channel, int64_t row_length,
+                                                    const c10::BFloat16* x, int64_t xs_c, int64_t xs_l, int64_t base,
+                                                    int64_t stride, int64_t length, const int64_t* phases,
+                                                    uint16_t* lo_tmp, uint16_t* hi_tmp) {
+  static_assert(sizeof(c10::BFloat16) == sizeof(uint16_t), "bfloat16 is 16 bits");
+  for (int64_t p = 0; p < pairs; ++p) {
+    const bool has_hi = 2 * p + 1 < channels;
+    for (int64_t r = 0; r < rows_per_channel; ++r) {
+      const int64_t first = base + phases[r];
+      gather_row(reinterpret_cast<c10::BFloat16*>(lo_tmp), row_length, x + 2 * p * xs_c, xs_l, first, stride, length);
+      if (has_hi)
+        gather_row(reinterpret_cast<c10::BFloat16*>(hi_tmp), row_length, x + (2 * p + 1) * xs_c, xs_l, first, stride,
+                   length);
+      else
+        std::fill_n(hi_tmp, row_length, uint16_t{0});
+      uint32_t* out = dst + (p * rows_per_channel + r) * row_length;
+      for (int64_t m = 0; m < row_length; ++m)
+        out[m] = static_cast<uint32_t>(lo_tmp[m]) | (static_cast<uint32_t>(hi_tmp[m]) << 16);
+    }
+  }
+}
+
+void conv1d_cpu_bf16_dot(const at::Tensor& input, const at::Tensor& weight, const c10::BFloat16* bias,
+                         at::Tensor& out, const Geometry& g) {
+  const int64_t C_g = g.in_channels_per_group();
+  const int64_t O_g = g.out_channels_per_group();
+  const int64_t P_g = (C_g + 1) / 2;  // channel pairs per group
+  const int64_t K = g.kernel_size, L = g.in_length, L_out = g.out_length;
+  const int64_t stride = g.stride, dilation = g.dilation, pad = g.pad_left;
+  const int64_t out_blocks = (O_g + kOutBlock - 1) / kOutBlock;
+  const int64_t length_blocks = (L_out + kLengthBlock - 1) / kLengthBlock;
+  const int64_t base_tiles = g.batch * g.groups * length_blocks;
+  const int64_t min_tiles = 4 * static_cast<int64_t>(at::get_num_threads());
+  int64_t blocks_per_tile = std::min(out_blocks, kMaxOutBlocksPerTile);
+  while (blocks_per_tile > 1 && base_tiles * ((out_blocks + blocks_per_tile - 1) / blocks_per_tile) < min_tiles)
+    blocks_per_tile = (blocks_per_tile + 1) / 2;
+  const int64_t out_chunks = (out_blocks + blocks_per_tile - 1) / blocks_per_tile;
+  const int64_t tiles = base_tiles * out_chunks;
+
+  std::vector<int64_t> phase_row(stride, -1), phases, tap_offset(K);
+  for (int64_t k = 0; k < K; ++k) {
+    const int64_t r = (k * dilation) % stride;
+    if (phase_row[r] < 0) {
+      phase_row[r] = static_cast<int64_t>(phases.size());
+      phases.push_back(r);
+    }
+  }
+  const int64_t rows_per_channel = static_cast<int64_t>(phases.size());
+  const int64_t row_length = kLengthBlock + ((K - 1) * dilation) / stride;
+  for (int64_t k = 0; k < K; ++k)
+    tap_offset[k] = phase_row[(k * dilation) % stride] * row_length + (k * dilation) / stride;
+  const int64_t pair_block = std::clamp<int64_t>(
+      std::min(kReductionBlock / (2 * K), kGatherBudget / (rows_per_channel * row_length)), 1, P_g);
+
+  const c10::BFloat16* x = input.const_data_ptr<c10::BFloat16>();
+  c10::BFloat16* y = out.mutable_data_ptr<c10::BFloat16>();
+  const int64_t xs_n = input.stride(0), xs_c = input.stride(1), xs_l = input.stride(2);
+
+  // Packed weights: [o][pair][k] of (w[o][2p][k], w[o][2p + 1][k]) bits.
+  const int64_t PK = P_g * K;
+  const c10::BFloat16* w = weight.const_data_ptr<c10::BFloat16>();  // contiguous (O, C_g, K)
+  std::vector<uint32_t> packed(g.out_channels * PK);
+  at::parallel_for(0, g.out_channels, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t o = begin; o < end; ++o)
+      for (int64_t p = 0; p < P_g; ++p)
+        for (int64_t k = 0; k < K; ++k) {
+          const uint32_t lo = w[(o * C_g + 2 * p) * K + k].x;
+          const uint32_t hi = 2 * p + 1 < C_g ? w[(o * C_g + 2 * p + 1) * K + k].x : 0u;
+          packed[(o * P_g + p) * K + k] = lo | (hi << 16);
+        }
+  });
+
+  at::parallel_for(0, tiles, 1, [&](int64_t begin, int64_t end) {
+    std::vector<uint32_t> gathered(pair_block * rows_per_channel * row_length);
+    std::vector<uint16_t> lo_tmp(row_length), hi_tmp(row_length);
+    std::vector<float> acc(blocks_per_tile * kOutBlock * kLengthBlock);
+    for (int64_t tile = begin; tile < end; ++tile) {
+      int64_t rest = tile;
+      const int64_t lb = rest % length_blocks;
+      rest /= length_blocks;
+      const int64_t oc = rest % out_chunks;
+      rest /= out_chunks;
+      const int64_t grp = rest % g.groups;
+      const int64_t n = rest / g.groups;
+
+      const int64_t l0 = lb * kLengthBlock, nl = std::min(kLengthBlock, L_out - l0);
+      const int64_t o0 = grp * O_g + oc * blocks_per_tile * kOutBlock;
+      const int64_t no = std::min(blocks_per_tile * kOutBlock, O_g - oc * blocks_per_tile * kOutBlock);
+      for (int64_t oi = 0; oi < no; ++oi) {
+        const float b = bias ? static_cast<float>(bias[o0 + oi]) : 0.f;
+        std::fill_n(acc.data() + oi * kLengthBlock, kLengthBlock, b);
+      }
+      const int64_t base = l0 * stride - pad;
+      for (int64_t p0 = 0; p0 < P_g; p0 += pair_block) {
+        const int64_t np = std::min(pair_block, P_g - p0);
+        const int64_t c_first = 2 * p0;
+        gather_pairs_bf16(gathered.data(), np, C_g - c_first, rows_per_channel, row_length,
+                          x + n * xs_n + (grp * C_g + c_first) * xs_c, xs_c, xs_l, base, stride, L, phases.data(),
+                          lo_tmp.data(), hi_tmp.data());
+        const PairView view{gathered.data(), rows_per_channel * row_length, tap_offset.data(), np, K};
+        for (int64_t r0 = 0; r0 < no; r0 += kOutBlock)
+          accumulate_bf16(acc.data() + r0 * kLengthBlock, kLengthBlock, std::min(kOutBlock, no - r0), nl, view,
+                          packed.data() + (o0 + r0) * PK + p0 * K, PK);
+      }
+      for (int64_t oi = 0; oi < no; ++oi) {
+        c10::BFloat16* y_row = y + (n * g.out_channels + o0 + oi) * L_out + l0;
+        const float* a = acc.data() + oi * kLengthBlock;
+        for (int64_t l = 0; l < nl; ++l) y_row[l] = static_cast<c10::BFloat16>(a[l]);
+      }
+    }
+  });
+}
+#endif  // CUSTOM_OPS_X86_DISPATCH
+
 }  // namespace
 
 at::Tensor conv1d_forward_cpu(const at::Tensor& input, const at::Tensor& weight,
@@ -369,6 +561,13 @@ at::Tensor conv1d_forward_cpu(const at::Tensor& input, const at::Tensor& weight,
   if (out.numel() == 0) return out;
   const at::Tensor w = weight.contiguous();
   const at::Tensor b = (bias.has_value() && bias->defined()) ? bias->contiguous() : at::Tensor();
+#ifdef CUSTOM_OPS_X86_DISPATCH
+  // bfloat16 with channels to pair: the AVX-512-BF16 dot-product kernel where the CPU has it.
+  if (input.scalar_type() == at::kBFloat16 && g.in_channels_per_group() >= 2 && cpu_isa() == Isa::kAvx512Bf16) {
+    conv1d_cpu_bf16_dot(input, w, b.defined() ? b.const_data_ptr<c10::BFloat16>() : nullptr, out, g);
+    return out;
+  }
+#endif
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "custom::conv1d (CPU)", [&] {
     conv1d_cpu_kernel<scalar_t>(input, w, b.defined() ? b.const_data_ptr<scalar_t>() : nullptr, out, g);
   });
