@@ -67,72 +67,116 @@ struct Vec {
   static CUSTOM_OPS_INLINE void store(acc_t* p, type v) { std::memcpy(p, &v, sizeof(v)); }
 };
 
-// Input of one reduction block as the micro-kernel sees it: tap k of channel c starts at
-// data + c * channel_stride + tap_offset[k], and position l is at offset l from there.
+// Input of one reduction block as the micro-kernel sees it: term idx = c * K + k of the reduction
+// (channel c, tap k) reads position l at data + offsets[idx] + l.
 template <typename acc_t>
 struct BlockView {
   const acc_t* data;
-  int64_t channel_stride;
-  const int64_t* tap_offset;
-  int64_t channels;
-  int64_t taps;
+  const int64_t* offsets;
+  int64_t count;  // (channel, tap) terms of the block
 };
 
-// acc[i][l0 + (0 .. V * lanes)] += sum_{c, k} w[i * w_stride + c * taps + k] * input(c, k)[l0 + ...]
-// (w: the weights of the block's first channel, in their (O, C_g, K) layout).
-template <typename acc_t, int VB, int R, int V>
-CUSTOM_OPS_INLINE void micro_tile(acc_t* acc, int64_t acc_stride, int64_t l0, const BlockView<acc_t>& in,
-                                  const acc_t* w, int64_t w_stride) {
+// Where a block's micro-tiles start from and go to. The scratch accumulators hold the tile between
+// reduction blocks. first: start from the bias (null: zero) instead of the scratch; out (when not
+// null, on the last block): columns entirely inside [0, width) are stored there instead of to the
+// scratch (the output itself, when it has the accumulation type).
+template <typename T>
+struct BlockIo {
+  T* scratch;
+  int64_t scratch_stride;
+  const T* bias;
+  bool first;
+  T* out;
+  int64_t out_stride;
+};
+
+// dst[i][0 .. V * lanes) = (kFirst ? bias[i] : src[i][...]) + sum_idx w[i * w_stride + idx] * x_idx[l0 + ...]
+template <typename acc_t, int VB, int R, int V, bool kFirst>
+CUSTOM_OPS_INLINE void micro_tile(const acc_t* src, int64_t src_stride, const acc_t* bias, acc_t* dst,
+                                  int64_t dst_stride, int64_t l0, const BlockView<acc_t>& in, const acc_t* w,
+                                  int64_t w_stride) {
   using Vt = Vec<acc_t, VB>;
   typename Vt::type a[R][V];
   for (int i = 0; i < R; ++i)
-    for (int j = 0; j < V; ++j) a[i][j] = Vt::load(acc + i * acc_stride + l0 + j * Vt::kLanes);
+    for (int j = 0; j < V; ++j) {
+      if constexpr (kFirst) {
+        a[i][j] = typename Vt::type{} + (bias ? bias[i] : acc_t(0));
+      } else {
+        a[i][j] = Vt::load(src + i * src_stride + j * Vt::kLanes);
+      }
+    }
   const acc_t* wr[R];
   for (int i = 0; i < R; ++i) wr[i] = w + i * w_stride;
-  int64_t idx = 0;
-  for (int64_t c = 0; c < in.channels; ++c) {
-    const acc_t* xc = in.data + c * in.channel_stride + l0;
-    for (int64_t k = 0; k < in.taps; ++k, ++idx) {
-      const acc_t* x = xc + in.tap_offset[k];
-      typename Vt::type xv[V];
-      for (int j = 0; j < V; ++j) xv[j] = Vt::load(x + j * Vt::kLanes);
-      for (int i = 0; i < R; ++i) {
-        const acc_t wi = wr[i][idx];
-        for (int j = 0; j < V; ++j) a[i][j] += wi * xv[j];
-      }
+  const acc_t* xb = in.data + l0;
+  for (int64_t idx = 0; idx < in.count; ++idx) {
+    const acc_t* x = xb + in.offsets[idx];
+    typename Vt::type xv[V];
+    for (int j = 0; j < V; ++j) xv[j] = Vt::load(x + j * Vt::kLanes);
+    for (int i = 0; i < R; ++i) {
+      const acc_t wi = wr[i][idx];
+      for (int j = 0; j < V; ++j) a[i][j] += wi * xv[j];
     }
   }
   for (int i = 0; i < R; ++i)
-    for (int j = 0; j < V; ++j) Vt::store(acc + i * acc_stride + l0 + j * Vt::kLanes, a[i][j]);
+    for (int j = 0; j < V; ++j) Vt::store(dst + i * dst_stride + j * Vt::kLanes, a[i][j]);
 }
 
 // Every output channel of the tile over positions [l0, l0 + V * lanes).
-template <typename acc_t, int VB, int V>
-CUSTOM_OPS_INLINE void micro_column(acc_t* acc, int64_t acc_stride, int64_t rows, int64_t l0,
+template <typename acc_t, int VB, int V, bool kFirst>
+CUSTOM_OPS_INLINE void micro_column(const BlockIo<acc_t>& io, bool full, int64_t rows, int64_t l0,
                                     const BlockView<acc_t>& in, const acc_t* w, int64_t ws) {
+  const acc_t* src = io.scratch + l0;
+  const int64_t ss = io.scratch_stride;
+  acc_t* dst = full ? io.out + l0 : io.scratch + l0;
+  const int64_t ds = full ? io.out_stride : io.scratch_stride;
+  const acc_t* bias = io.bias;
   int64_t i = 0;
   for (; i + kMicroRows <= rows; i += kMicroRows)
-    micro_tile<acc_t, VB, kMicroRows, V>(acc + i * acc_stride, acc_stride, l0, in, w + i * ws, ws);
+    micro_tile<acc_t, VB, kMicroRows, V, kFirst>(src + i * ss, ss, bias ? bias + i : nullptr, dst + i * ds, ds, l0,
+                                                 in, w + i * ws, ws);
   switch (rows - i) {
-    case 3: micro_tile<acc_t, VB, 3, V>(acc + i * acc_stride, acc_stride, l0, in, w + i * ws, ws); break;
-    case 2: micro_tile<acc_t, VB, 2, V>(acc + i * acc_stride, acc_stride, l0, in, w + i * ws, ws); break;
-    case 1: micro_tile<acc_t, VB, 1, V>(acc + i * acc_stride, acc_stride, l0, in, w + i * ws, ws); break;
+    case 3:
+      micro_tile<acc_t, VB, 3, V, kFirst>(src + i * ss, ss, bias ? bias + i : nullptr, dst + i * ds, ds, l0, in,
+                                          w + i * ws, ws);
+      break;
+    case 2:
+      micro_tile<acc_t, VB, 2, V, kFirst>(src + i * ss, ss, bias ? bias + i : nullptr, dst + i * ds, ds, l0, in,
+                                          w + i * ws, ws);
+      break;
+    case 1:
+      micro_tile<acc_t, VB, 1, V, kFirst>(src + i * ss, ss, bias ? bias + i : nullptr, dst + i * ds, ds, l0, in,
+                                          w + i * ws, ws);
+      break;
     default: break;
   }
 }
 
+template <typename acc_t, int VB, int V>
+CUSTOM_OPS_INLINE void column(const BlockIo<acc_t>& io, int64_t rows, int64_t width, int64_t l,
+                              const BlockView<acc_t>& in, const acc_t* w, int64_t ws, int64_t& full_end) {
+  const bool full = io.out != nullptr && l + V * Vec<acc_t, VB>::kLanes <= width;
+  if (io.out != nullptr && !full && full_end == width) full_end = l;
+  if (io.first)
+    micro_column<acc_t, VB, V, true>(io, full, rows, l, in, w, ws);
+  else
+    micro_column<acc_t, VB, V, false>(io, full, rows, l, in, w, ws);
+}
+
 // Positions [0, width) rounded up to whole vectors (never past kLengthBlock): 4-vector columns while
-// more than 3 vectors remain (where kMaxV allows), then 2, then 1.
+// more than 3 vectors remain (where kMaxV allows), then 2, then 1. Returns where the columns stored
+// to io.out end (io.out null: 0); the rest is in the scratch.
 template <typename acc_t, int VB, int kMaxV>
-CUSTOM_OPS_INLINE void accumulate_block_impl(acc_t* acc, int64_t acc_stride, int64_t rows, int64_t width,
-                                             const BlockView<acc_t>& in, const acc_t* w, int64_t ws) {
+CUSTOM_OPS_INLINE int64_t accumulate_block_impl(const BlockIo<acc_t>& io, int64_t rows, int64_t width,
+                                                const BlockView<acc_t>& in, const acc_t* w, int64_t ws) {
   constexpr int64_t kL = Vec<acc_t, VB>::kLanes;
+  int64_t full_end = io.out != nullptr ? width : 0;
   int64_t l = 0;
   if constexpr (kMaxV >= 4) {
-    for (; width - l > 3 * kL; l += 4 * kL) micro_column<acc_t, VB, 4>(acc, acc_stride, rows, l, in, w, ws);
+    for (; width - l > 3 * kL; l += 4 * kL) column<acc_t, VB, 4>(io, rows, width, l, in, w, ws, full_end);
   }
-  for (; width - l > kL; l += 2 * kL) micro_column<acc_t, VB, 2>(acc, acc_stride, rows, l, in, w, ws);
-  for (; l < width; l += kL) micro_column<acc_t, VB, 1>(acc, acc_stride, rows, l, in, w, ws);
+  for (; width - l > kL; l += 2 * kL) column<acc_t, VB, 2>(io, rows, width, l, in, w, ws, full_end);
+  for (; l < width; l += kL) column<acc_t, VB, 1>(io, rows, width, l, in, w, ws, full_end);
+  return full_end;
 }
 
 // dst[j] = x[(first + j * step) * x_stride] for 0 <= j < count, zero where the position is outside
@@ -164,7 +208,7 @@ CUSTOM_OPS_INLINE void gather_row(acc_t* dst, int64_t count, const scalar_t* x, 
 template <typename acc_t, typename scalar_t>
 struct GatherArgs {
   acc_t* dst;
-  int64_t channels, rows_per_channel, row_length;
+  int64_t channels, rows_per_channel, row_length, count;  // rows row_length apart, count elements gathered
   const scalar_t* x;  // the block's first channel
   int64_t x_stride_c, x_stride_l, base, stride, length;
   const int64_t* phases;
@@ -176,7 +220,7 @@ CUSTOM_OPS_INLINE void gather_block_impl(const GatherArgs<acc_t, scalar_t>& a) {
     const scalar_t* x_row = a.x + ci * a.x_stride_c;
     acc_t* dst = a.dst + ci * a.rows_per_channel * a.row_length;
     for (int64_t p = 0; p < a.rows_per_channel; ++p)
-      gather_row(dst + p * a.row_length, a.row_length, x_row, a.x_stride_l, a.base + a.phases[p], a.stride, a.length);
+      gather_row(dst + p * a.row_length, a.count, x_row, a.x_stride_l, a.base + a.phases[p], a.stride, a.length);
   }
 }
 
@@ -220,12 +264,12 @@ Isa cpu_isa() {
 }
 
 #define CUSTOM_OPS_ACCUMULATE_ARGS(T) \
-  T *acc, int64_t acc_stride, int64_t rows, int64_t width, const BlockView<T>&in, const T *w, int64_t ws
-#define CUSTOM_OPS_ACCUMULATE_PASS acc, acc_stride, rows, width, in, w, ws
+  const BlockIo<T>&io, int64_t rows, int64_t width, const BlockView<T>&in, const T *w, int64_t ws
+#define CUSTOM_OPS_ACCUMULATE_PASS io, rows, width, in, w, ws
 
 template <typename acc_t>
-void accumulate_generic(CUSTOM_OPS_ACCUMULATE_ARGS(acc_t)) {
-  accumulate_block_impl<acc_t, 16, 2>(CUSTOM_OPS_ACCUMULATE_PASS);
+int64_t accumulate_generic(CUSTOM_OPS_ACCUMULATE_ARGS(acc_t)) {
+  return accumulate_block_impl<acc_t, 16, 2>(CUSTOM_OPS_ACCUMULATE_PASS);
 }
 template <typename acc_t, typename scalar_t>
 void gather_generic(const GatherArgs<acc_t, scalar_t>& a) {
@@ -233,12 +277,12 @@ void gather_generic(const GatherArgs<acc_t, scalar_t>& a) {
 }
 #ifdef CUSTOM_OPS_X86_DISPATCH
 template <typename acc_t>
-CUSTOM_OPS_TARGET_AVX2 void accumulate_avx2(CUSTOM_OPS_ACCUMULATE_ARGS(acc_t)) {
-  accumulate_block_impl<acc_t, 32, 2>(CUSTOM_OPS_ACCUMULATE_PASS);
+CUSTOM_OPS_TARGET_AVX2 int64_t accumulate_avx2(CUSTOM_OPS_ACCUMULATE_ARGS(acc_t)) {
+  return accumulate_block_impl<acc_t, 32, 2>(CUSTOM_OPS_ACCUMULATE_PASS);
 }
 template <typename acc_t>
-CUSTOM_OPS_TARGET_AVX512 void accumulate_avx512(CUSTOM_OPS_ACCUMULATE_ARGS(acc_t)) {
-  accumulate_block_impl<acc_t, 64, 4>(CUSTOM_OPS_ACCUMULATE_PASS);
+CUSTOM_OPS_TARGET_AVX512 int64_t accumulate_avx512(CUSTOM_OPS_ACCUMULATE_ARGS(acc_t)) {
+  return accumulate_block_impl<acc_t, 64, 4>(CUSTOM_OPS_ACCUMULATE_PASS);
 }
 template <typename acc_t, typename scalar_t>
 CUSTOM_OPS_TARGET_AVX2 void gather_avx2(const GatherArgs<acc_t, scalar_t>& a) {
@@ -252,7 +296,7 @@ CUSTOM_OPS_TARGET_AVX512 void gather_avx512(const GatherArgs<acc_t, scalar_t>& a
 
 template <typename acc_t, typename scalar_t>
 struct Kernels {
-  void (*accumulate)(CUSTOM_OPS_ACCUMULATE_ARGS(acc_t));
+  int64_t (*accumulate)(CUSTOM_OPS_ACCUMULATE_ARGS(acc_t));
   void (*gather)(const GatherArgs<acc_t, scalar_t>&);
 };
 
@@ -313,18 +357,25 @@ void conv1d_cpu_kernel(const at::Tensor& input, const at::Tensor& weight, const 
   scalar_t* y = out.mutable_data_ptr<scalar_t>();  // contiguous (N, O, L_out)
   const int64_t xs_n = input.stride(0), xs_c = input.stride(1), xs_l = input.stride(2);
   // Weights in their contiguous (O, C_g, K) layout, in the accumulation type (16-bit types converted
-  // once here); the micro-kernel broadcasts from R rows of them.
+  // once here); the micro-kernel broadcasts from R rows of them. The bias likewise.
   const int64_t CK = C_g * K;
   at::Tensor w_acc;
-  if constexpr (!kSameType) w_acc = weight.to(c10::CppTypeToScalarType<acc_t>::value).contiguous();
+  std::vector<acc_t> bias_acc;
+  if constexpr (!kSameType) {
+    w_acc = weight.to(c10::CppTypeToScalarType<acc_t>::value).contiguous();
+    if (bias) bias_acc.assign(bias, bias + g.out_channels);
+  }
   const acc_t* w = kSameType ? reinterpret_cast<const acc_t*>(weight.const_data_ptr<scalar_t>())
                              : w_acc.template const_data_ptr<acc_t>();
-  // Stride-1 tiles whose whole window lies inside the input read it in place.
+  const acc_t* b_acc = kSameType ? reinterpret_cast<const acc_t*>(bias) : (bias ? bias_acc.data() : nullptr);
+  // Stride-1 tiles whose window lies inside the input read it in place.
   const bool direct_ok = kSameType && stride == 1 && xs_l == 1;
+  const int64_t halo = row_length - kLengthBlock;
 
   at::parallel_for(0, tiles, 1, [&](int64_t begin, int64_t end) {
     std::vector<acc_t> gathered(channel_block * rows_per_channel * row_length);
     std::vector<acc_t> acc(blocks_per_tile * kOutBlock * kLengthBlock);
+    std::vector<int64_t> offsets(channel_block * K);
     for (int64_t tile = begin; tile < end; ++tile) {
       int64_t rest = tile;
       const int64_t lb = rest % length_blocks;
@@ -337,37 +388,51 @@ void conv1d_cpu_kernel(const at::Tensor& input, const at::Tensor& weight, const 
       const int64_t l0 = lb * kLengthBlock, nl = std::min(kLengthBlock, L_out - l0);
       const int64_t o0 = grp * O_g + oc * blocks_per_tile * kOutBlock;  // first output channel of the tile
       const int64_t no = std::min(blocks_per_tile * kOutBlock, O_g - oc * blocks_per_tile * kOutBlock);
-      for (int64_t oi = 0; oi < no; ++oi) {
-        const acc_t b = bias ? static_cast<acc_t>(bias[o0 + oi]) : acc_t(0);
-        std::fill_n(acc.data() + oi * kLengthBlock, kLengthBlock, b);
-      }
+      scalar_t* y_tile = y + (n * g.out_channels + o0) * L_out + l0;
+      // Positions the micro-tiles read: nl rounded up to whole 64-position columns, plus the halo.
+      const int64_t count = std::min(row_length, (nl + 63) / 64 * 64 + halo);
       const int64_t base = l0 * stride - pad;
-      const bool direct = direct_ok && base >= 0 && base + row_length <= L;
+      const bool direct = direct_ok && base >= 0 && base + count <= L;
+      int64_t full_end = 0;  // positions [0, full_end) of every row went straight to the output
+      if (C_g == 0) {  // no input channels: the bias alone (zero without one)
+        for (int64_t oi = 0; oi < no; ++oi)
+          std::fill_n(acc.data() + oi * kLengthBlock, nl, b_acc ? b_acc[o0 + oi] : acc_t(0));
+      }
       for (int64_t c0 = 0; c0 < C_g; c0 += channel_block) {
         const int64_t nc = std::min(channel_block, C_g - c0);
         const scalar_t* x_block = x + n * xs_n + (grp * C_g + c0) * xs_c;
-        BlockView<acc_t> view{gathered.data(), rows_per_channel * row_length, tap_offset.data(), nc, K};
+        const acc_t* data = gathered.data();
+        int64_t channel_stride = rows_per_channel * row_length;
         if (direct) {
-          view.data = reinterpret_cast<const acc_t*>(x_block) + base;
-          view.channel_stride = xs_c;
+          data = reinterpret_cast<const acc_t*>(x_block) + base;
+          channel_stride = xs_c;
         } else {
           // Positions past nl are computed and discarded, never stored.
-          kern.gather({gathered.data(), nc, rows_per_channel, row_length, x_block, xs_c, xs_l, base, stride, L,
+          kern.gather({gathered.data(), nc, rows_per_channel, row_length, count, x_block, xs_c, xs_l, base, stride, L,
                        phases.data()});
         }
-        for (int64_t r0 = 0; r0 < no; r0 += kOutBlock)
-          kern.accumulate(acc.data() + r0 * kLengthBlock, kLengthBlock, std::min(kOutBlock, no - r0), nl, view,
-                          w + (o0 + r0) * CK + c0 * K, CK);
+        for (int64_t ci = 0; ci < nc; ++ci)
+          for (int64_t k = 0; k < K; ++k) offsets[ci * K + k] = ci * channel_stride + tap_offset[k];
+        const BlockView<acc_t> view{data, offsets.data(), nc * K};
+        const bool first = c0 == 0, last = c0 + nc >= C_g;
+        for (int64_t r0 = 0; r0 < no; r0 += kOutBlock) {
+          acc_t* y_direct = nullptr;
+          if constexpr (kSameType) {
+            if (last) y_direct = reinterpret_cast<acc_t*>(y_tile + r0 * L_out);
+          }
+          const BlockIo<acc_t> io{acc.data() + r0 * kLengthBlock, kLengthBlock, b_acc ? b_acc + o0 + r0 : nullptr,
+                                  first, y_direct, L_out};
+          full_end = kern.accumulate(io, std::min(kOutBlock, no - r0), nl, view, w + (o0 + r0) * CK + c0 * K, CK);
+        }
       }
       for (int64_t oi = 0; oi < no; ++oi) {
-        scalar_t* y_row = y + (n * g.out_channels + o0 + oi) * L_out + l0;
+        scalar_t* y_row = y_tile + oi * L_out;
         const acc_t* a = acc.data() + oi * kLengthBlock;
-        for (int64_t l = 0; l < nl; ++l) y_row[l] = static_cast<scalar_t>(a[l]);
+        for (int64_t l = full_end; l < nl; ++l) y_row[l] = static_cast<scalar_t>(a[l]);
       }
     }
   });
 }
-
 
 #ifdef CUSTOM_OPS_X86_DISPATCH
 // ---------------------------------------------------------------------------------------------------
@@ -381,65 +446,90 @@ void conv1d_cpu_kernel(const at::Tensor& input, const at::Tensor& weight, const 
   __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx512bf16,avx2,fma")))
 
 struct PairView {
-  const uint32_t* data;  // pair p, phase row r: data + p * pair_stride + r * row_length
-  int64_t pair_stride;
-  const int64_t* tap_offset;
-  int64_t pairs;
-  int64_t taps;
+  const uint32_t* data;  // term idx = pair * K + k reads position l at data + offsets[idx] + l
+  const int64_t* offsets;
+  int64_t count;
 };
 
-template <int R, int V>
-CUSTOM_OPS_TARGET_AVX512BF16 CUSTOM_OPS_INLINE void micro_tile_bf16(float* acc, int64_t acc_stride, int64_t l0,
-                                                                    const PairView& in, const uint32_t* w,
-                                                                    int64_t w_stride) {
+template <int R, int V, bool kFirst>
+CUSTOM_OPS_TARGET_AVX512BF16 CUSTOM_OPS_INLINE void micro_tile_bf16(float* acc, int64_t acc_stride, const float* bias,
+                                                                    int64_t l0, const PairView& in,
+                                                                    const uint32_t* w, int64_t w_stride) {
   __m512 a[R][V];
   for (int i = 0; i < R; ++i)
-    for (int j = 0; j < V; ++j) a[i][j] = _mm512_loadu_ps(acc + i * acc_stride + l0 + j * 16);
-  int64_t idx = 0;
-  for (int64_t p = 0; p < in.pairs; ++p) {
-    const uint32_t* xp = in.data + p * in.pair_stride + l0;
-    for (int64_t k = 0; k < in.taps; ++k, ++idx) {
-      const uint32_t* x = xp + in.tap_offset[k];
-      __m512i xv[V];
-      for (int j = 0; j < V; ++j) xv[j] = _mm512_loadu_si512(x + j * 16);
-      for (int i = 0; i < R; ++i) {
-        const __m512i wi = _mm512_set1_epi32(static_cast<int>(w[i * w_stride + idx]));
-        for (int j = 0; j < V; ++j) a[i][j] = _mm512_dpbf16_ps(a[i][j], (__m512bh)xv[j], (__m512bh)wi);
+    for (int j = 0; j < V; ++j) {
+      if constexpr (kFirst) {
+        a[i][j] = _mm512_set1_ps(bias ? bias[i] : 0.f);
+      } else {
+        a[i][j] = _mm512_loadu_ps(acc + i * acc_stride + l0 + j * 16);
       }
+    }
+  const uint32_t* wr[R];
+  for (int i = 0; i < R; ++i) wr[i] = w + i * w_stride;
+  const uint32_t* xb = in.data + l0;
+  for (int64_t idx = 0; idx < in.count; ++idx) {
+    const uint32_t* x = xb + in.offsets[idx];
+    __m512i xv[V];
+    for (int j = 0; j < V; ++j) xv[j] = _mm512_loadu_si512(x + j * 16);
+    for (int i = 0; i < R; ++i) {
+      const __m512i wi = _mm512_set1_epi32(static_cast<int>(wr[i][idx]));
+      for (int j = 0; j < V; ++j) a[i][j] = _mm512_dpbf16_ps(a[i][j], (__m512bh)xv[j], (__m512bh)wi);
     }
   }
   for (int i = 0; i < R; ++i)
     for (int j = 0; j < V; ++j) _mm512_storeu_ps(acc + i * acc_stride + l0 + j * 16, a[i][j]);
 }
 
-template <int V>
-CUSTOM_OPS_TARGET_AVX512BF16 CUSTOM_OPS_INLINE void micro_column_bf16(float* acc, int64_t acc_stride, int64_t rows,
-                                                                      int64_t l0, const PairView& in,
+template <int V, bool kFirst>
+CUSTOM_OPS_TARGET_AVX512BF16 CUSTOM_OPS_INLINE void micro_column_bf16(float* acc, int64_t acc_stride, const float* bias,
+                                                                      int64_t rows, int64_t l0, const PairView& in,
                                                                       const uint32_t* w, int64_t ws) {
   int64_t i = 0;
   for (; i + kMicroRows <= rows; i += kMicroRows)
-    micro_tile_bf16<kMicroRows, V>(acc + i * acc_stride, acc_stride, l0, in, w + i * ws, ws);
+    micro_tile_bf16<kMicroRows, V, kFirst>(acc + i * acc_stride, acc_stride, bias ? bias + i : nullptr, l0, in,
+                                           w + i * ws, ws);
   switch (rows - i) {
-    case 3: micro_tile_bf16<3, V>(acc + i * acc_stride, acc_stride, l0, in, w + i * ws, ws); break;
-    case 2: micro_tile_bf16<2, V>(acc + i * acc_stride, acc_stride, l0, in, w + i * ws, ws); break;
-    case 1: micro_tile_bf16<1, V>(acc + i * acc_stride, acc_stride, l0, in, w + i * ws, ws); break;
+    case 3:
+      micro_tile_bf16<3, V, kFirst>(acc + i * acc_stride, acc_stride, bias ? bias + i : nullptr, l0, in, w + i * ws, ws);
+      break;
+    case 2:
+      micro_tile_bf16<2, V, kFirst>(acc + i * acc_stride, acc_stride, bias ? bias + i : nullptr, l0, in, w + i * ws, ws);
+      break;
+    case 1:
+      micro_tile_bf16<1, V, kFirst>(acc + i * acc_stride, acc_stride, bias ? bias + i : nullptr, l0, in, w + i * ws, ws);
+      break;
     default: break;
   }
 }
 
-CUSTOM_OPS_TARGET_AVX512BF16 void accumulate_bf16(float* acc, int64_t acc_stride, int64_t rows, int64_t width,
-                                                  const PairView& in, const uint32_t* w, int64_t ws) {
+template <bool kFirst>
+CUSTOM_OPS_TARGET_AVX512BF16 CUSTOM_OPS_INLINE void accumulate_bf16_impl(float* acc, int64_t acc_stride,
+                                                                         const float* bias, int64_t rows,
+                                                                         int64_t width, const PairView& in,
+                                                                         const uint32_t* w, int64_t ws) {
   int64_t l = 0;
-  for (; width - l > 48; l += 64) micro_column_bf16<4>(acc, acc_stride, rows, l, in, w, ws);
-  for (; width - l > 16; l += 32) micro_column_bf16<2>(acc, acc_stride, rows, l, in, w, ws);
-  for (; l < width; l += 16) micro_column_bf16<1>(acc, acc_stride, rows, l, in, w, ws);
+  for (; width - l > 48; l += 64) micro_column_bf16<4, kFirst>(acc, acc_stride, bias, rows, l, in, w, ws);
+  for (; width - l > 16; l += 32) micro_column_bf16<2, kFirst>(acc, acc_stride, bias, rows, l, in, w, ws);
+  for (; l < width; l += 16) micro_column_bf16<1, kFirst>(acc, acc_stride, bias, rows, l, in, w, ws);
 }
 
-// Pairs [0, pairs) of one reduction block: dst row (p, r)[m] = lo | hi << 16 with lo, hi the bfloat16
-// bits of channels 2p and 2p + 1 at base + phases[r] + m * stride (zero outside the input, and hi zero
-// for a missing last channel). lo_tmp, hi_tmp: row_length elements each.
+// The tile's scratch accumulators += one reduction block (first: the bias, null for zero, instead of
+// the scratch's contents).
+CUSTOM_OPS_TARGET_AVX512BF16 void accumulate_bf16(float* acc, int64_t acc_stride, const float* bias, bool first,
+                                                  int64_t rows, int64_t width, const PairView& in, const uint32_t* w,
+                                                  int64_t ws) {
+  if (first)
+    accumulate_bf16_impl<true>(acc, acc_stride, bias, rows, width, in, w, ws);
+  else
+    accumulate_bf16_impl<false>(acc, acc_stride, bias, rows, width, in, w, ws);
+}
+
+// Pairs [0, pairs) of one reduction block: dst row (p, r)[m] = lo | hi << 16 for m < count (rows
+// row_length apart) with lo, hi the bfloat16 bits of channels 2p and 2p + 1 at base + phases[r] + m *
+// stride (zero outside the input, and hi zero for a missing last channel). lo_tmp, hi_tmp: count
+// elements each.
 CUSTOM_OPS_TARGET_AVX512BF16 void gather_pairs_bf16(uint32_t* dst, int64_t pairs, int64_t channels,
-                                                    int64_t rows_per_channel, int64_t row_length,
+                                                    int64_t rows_per_channel, int64_t row_length, int64_t count,
                                                     const c10::BFloat16* x, int64_t xs_c, int64_t xs_l, int64_t base,
                                                     int64_t stride, int64_t length, const int64_t* phases,
                                                     uint16_t* lo_tmp, uint16_t* hi_tmp) {
@@ -448,14 +538,22 @@ CUSTOM_OPS_TARGET_AVX512BF16 void gather_pairs_bf16(uint32_t* dst, int64_t pairs
     const bool has_hi = 2 * p + 1 < channels;
     for (int64_t r = 0; r < rows_per_channel; ++r) {
       const int64_t first = base + phases[r];
-      gather_row(reinterpret_cast<c10::BFloat16*>(lo_tmp), row_length, x + 2 * p * xs_c, xs_l, first, stride, length);
+      uint32_t* out = dst + (p * rows_per_channel + r) * row_length;
+      if (has_hi && stride == 1 && xs_l == 1 && first >= 0 && first + count <= length) {
+        // Inside the input, unit stride: interleave the two rows in one pass.
+        const uint16_t* lo = reinterpret_cast<const uint16_t*>(x + 2 * p * xs_c + first);
+        const uint16_t* hi = reinterpret_cast<const uint16_t*>(x + (2 * p + 1) * xs_c + first);
+        for (int64_t m = 0; m < count; ++m)
+          out[m] = static_cast<uint32_t>(lo[m]) | (static_cast<uint32_t>(hi[m]) << 16);
+        continue;
+      }
+      gather_row(reinterpret_cast<c10::BFloat16*>(lo_tmp), count, x + 2 * p * xs_c, xs_l, first, stride, length);
       if (has_hi)
-        gather_row(reinterpret_cast<c10::BFloat16*>(hi_tmp), row_length, x + (2 * p + 1) * xs_c, xs_l, first, stride,
+        gather_row(reinterpret_cast<c10::BFloat16*>(hi_tmp), count, x + (2 * p + 1) * xs_c, xs_l, first, stride,
                    length);
       else
-        std::fill_n(hi_tmp, row_length, uint16_t{0});
-      uint32_t* out = dst + (p * rows_per_channel + r) * row_length;
-      for (int64_t m = 0; m < row_length; ++m)
+        std::fill_n(hi_tmp, count, uint16_t{0});
+      for (int64_t m = 0; m < count; ++m)
         out[m] = static_cast<uint32_t>(lo_tmp[m]) | (static_cast<uint32_t>(hi_tmp[m]) << 16);
     }
   }
@@ -488,6 +586,7 @@ void conv1d_cpu_bf16_dot(const at::Tensor& input, const at::Tensor& weight, cons
   }
   const int64_t rows_per_channel = static_cast<int64_t>(phases.size());
   const int64_t row_length = kLengthBlock + ((K - 1) * dilation) / stride;
+  const int64_t halo = row_length - kLengthBlock;
   for (int64_t k = 0; k < K; ++k)
     tap_offset[k] = phase_row[(k * dilation) % stride] * row_length + (k * dilation) / stride;
   const int64_t pair_block = std::clamp<int64_t>(
@@ -499,22 +598,29 @@ void conv1d_cpu_bf16_dot(const at::Tensor& input, const at::Tensor& weight, cons
 
   // Packed weights: [o][pair][k] of (w[o][2p][k], w[o][2p + 1][k]) bits.
   const int64_t PK = P_g * K;
-  const c10::BFloat16* w = weight.const_data_ptr<c10::BFloat16>();  // contiguous (O, C_g, K)
+  const uint16_t* w = reinterpret_cast<const uint16_t*>(weight.const_data_ptr<c10::BFloat16>());  // (O, C_g, K)
   std::vector<uint32_t> packed(g.out_channels * PK);
   at::parallel_for(0, g.out_channels, 16, [&](int64_t begin, int64_t end) {
-    for (int64_t o = begin; o < end; ++o)
-      for (int64_t p = 0; p < P_g; ++p)
-        for (int64_t k = 0; k < K; ++k) {
-          const uint32_t lo = w[(o * C_g + 2 * p) * K + k].x;
-          const uint32_t hi = 2 * p + 1 < C_g ? w[(o * C_g + 2 * p + 1) * K + k].x : 0u;
-          packed[(o * P_g + p) * K + k] = lo | (hi << 16);
-        }
+    for (int64_t o = begin; o < end; ++o) {
+      const uint16_t* wo = w + o * C_g * K;
+      uint32_t* dst = packed.data() + o * PK;
+      for (int64_t p = 0; p < C_g / 2; ++p) {
+        const uint16_t* lo = wo + 2 * p * K;
+        for (int64_t k = 0; k < K; ++k)
+          dst[p * K + k] = static_cast<uint32_t>(lo[k]) | (static_cast<uint32_t>(lo[K + k]) << 16);
+      }
+      if (C_g % 2 == 1)
+        for (int64_t k = 0; k < K; ++k) dst[(P_g - 1) * K + k] = wo[(C_g - 1) * K + k];
+    }
   });
+  std::vector<float> bias_f;
+  if (bias) bias_f.assign(bias, bias + g.out_channels);
 
   at::parallel_for(0, tiles, 1, [&](int64_t begin, int64_t end) {
     std::vector<uint32_t> gathered(pair_block * rows_per_channel * row_length);
     std::vector<uint16_t> lo_tmp(row_length), hi_tmp(row_length);
     std::vector<float> acc(blocks_per_tile * kOutBlock * kLengthBlock);
+    std::vector<int64_t> offsets(pair_block * K);
     for (int64_t tile = begin; tile < end; ++tile) {
       int64_t rest = tile;
       const int64_t lb = rest % length_blocks;
@@ -527,21 +633,20 @@ void conv1d_cpu_bf16_dot(const at::Tensor& input, const at::Tensor& weight, cons
       const int64_t l0 = lb * kLengthBlock, nl = std::min(kLengthBlock, L_out - l0);
       const int64_t o0 = grp * O_g + oc * blocks_per_tile * kOutBlock;
       const int64_t no = std::min(blocks_per_tile * kOutBlock, O_g - oc * blocks_per_tile * kOutBlock);
-      for (int64_t oi = 0; oi < no; ++oi) {
-        const float b = bias ? static_cast<float>(bias[o0 + oi]) : 0.f;
-        std::fill_n(acc.data() + oi * kLengthBlock, kLengthBlock, b);
-      }
+      const int64_t count = std::min(row_length, (nl + 63) / 64 * 64 + halo);
       const int64_t base = l0 * stride - pad;
       for (int64_t p0 = 0; p0 < P_g; p0 += pair_block) {
         const int64_t np = std::min(pair_block, P_g - p0);
         const int64_t c_first = 2 * p0;
-        gather_pairs_bf16(gathered.data(), np, C_g - c_first, rows_per_channel, row_length,
+        gather_pairs_bf16(gathered.data(), np, C_g - c_first, rows_per_channel, row_length, count,
                           x + n * xs_n + (grp * C_g + c_first) * xs_c, xs_c, xs_l, base, stride, L, phases.data(),
                           lo_tmp.data(), hi_tmp.data());
-        const PairView view{gathered.data(), rows_per_channel * row_length, tap_offset.data(), np, K};
+        for (int64_t pi = 0; pi < np; ++pi)
+          for (int64_t k = 0; k < K; ++k) offsets[pi * K + k] = pi * rows_per_channel * row_length + tap_offset[k];
+        const PairView view{gathered.data(), offsets.data(), np * K};
         for (int64_t r0 = 0; r0 < no; r0 += kOutBlock)
-          accumulate_bf16(acc.data() + r0 * kLengthBlock, kLengthBlock, std::min(kOutBlock, no - r0), nl, view,
-                          packed.data() + (o0 + r0) * PK + p0 * K, PK);
+          accumulate_bf16(acc.data() + r0 * kLengthBlock, kLengthBlock, bias ? bias_f.data() + o0 + r0 : nullptr,
+                          p0 == 0, std::min(kOutBlock, no - r0), nl, view, packed.data() + (o0 + r0) * PK + p0 * K, PK);
       }
       for (int64_t oi = 0; oi < no; ++oi) {
         c10::BFloat16* y_row = y + (n * g.out_channels + o0 + oi) * L_out + l0;
