@@ -25,7 +25,10 @@
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
+#include <ATen/ops/addmm.h>
+#include <ATen/ops/baddbmm.h>
 #include <ATen/ops/empty.h>
+#include <ATen/ops/matmul.h>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -667,6 +670,23 @@ at::Tensor conv1d_forward_cpu(const at::Tensor& input, const at::Tensor& weight,
   const at::Tensor w = weight.contiguous();
   const at::Tensor b = (bias.has_value() && bias->defined()) ? bias->contiguous() : at::Tensor();
 #ifdef CUSTOM_OPS_X86_DISPATCH
+  // bfloat16 pointwise (K = 1, stride 1, no padding, one group) is exactly a GEMM per batch element:
+  // out[n] = W (O x C) x[n] (C x L) + bias. On this path aten's GEMM (at::addmm / at::baddbmm, float32
+  // accumulation) measured 1.2-2.6x faster than our dot-product kernel (bench/NOTES.md, c5), so it is
+  // used where that was measured: CPUs with AVX-512-BF16. float32 pointwise stays ours (faster there).
+  if (input.scalar_type() == at::kBFloat16 && g.kernel_size == 1 && g.stride == 1 && g.pad_left == 0 &&
+      g.pad_right == 0 && g.groups == 1 && g.in_channels > 0 && cpu_isa() == Isa::kAvx512Bf16) {
+    const at::Tensor w2 = w.view({g.out_channels, g.in_channels});
+    at::Tensor result;
+    if (g.batch == 1) {
+      result = b.defined() ? at::addmm(b.view({g.out_channels, 1}), w2, input[0]) : at::matmul(w2, input[0]);
+      result = result.unsqueeze(0);
+    } else {
+      result = b.defined() ? at::baddbmm(b.view({1, g.out_channels, 1}), w2.expand({g.batch, g.out_channels, g.in_channels}), input)
+                           : at::matmul(w2, input);
+    }
+    return result.contiguous();
+  }
   // bfloat16 with channels to pair: the AVX-512-BF16 dot-product kernel where the CPU has it.
   if (input.scalar_type() == at::kBFloat16 && g.in_channels_per_group() >= 2 && cpu_isa() == Isa::kAvx512Bf16) {
     conv1d_cpu_bf16_dot(input, w, b.defined() ? b.const_data_ptr<c10::BFloat16>() : nullptr, out, g);
