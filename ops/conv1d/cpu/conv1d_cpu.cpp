@@ -35,6 +35,7 @@
 #endif
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <type_traits>
@@ -69,6 +70,11 @@ struct Vec {
   }
   static CUSTOM_OPS_INLINE void store(acc_t* p, type v) { std::memcpy(p, &v, sizeof(v)); }
 };
+
+template <typename T>
+T* align64(T* p) {
+  return reinterpret_cast<T*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t{63});
+}
 
 // Input of one reduction block as the micro-kernel sees it: term idx = c * K + k of the reduction
 // (channel c, tap k) reads position l at data + offsets[idx] + l.
@@ -350,7 +356,9 @@ void conv1d_cpu_kernel(const at::Tensor& input, const at::Tensor& weight, const 
     }
   }
   const int64_t rows_per_channel = static_cast<int64_t>(phases.size());
-  const int64_t row_length = kLengthBlock + ((K - 1) * dilation) / stride;
+  // Rows 64 bytes apart (whole cache lines) in 64-byte aligned buffers: taps with no shift load aligned.
+  const int64_t halo = ((K - 1) * dilation) / stride;
+  const int64_t row_length = (kLengthBlock + halo + 15) / 16 * 16;
   for (int64_t k = 0; k < K; ++k)
     tap_offset[k] = phase_row[(k * dilation) % stride] * row_length + (k * dilation) / stride;
   const int64_t channel_block = std::clamp<int64_t>(
@@ -373,11 +381,12 @@ void conv1d_cpu_kernel(const at::Tensor& input, const at::Tensor& weight, const 
   const acc_t* b_acc = kSameType ? reinterpret_cast<const acc_t*>(bias) : (bias ? bias_acc.data() : nullptr);
   // Stride-1 tiles whose window lies inside the input read it in place.
   const bool direct_ok = kSameType && stride == 1 && xs_l == 1;
-  const int64_t halo = row_length - kLengthBlock;
 
   at::parallel_for(0, tiles, 1, [&](int64_t begin, int64_t end) {
-    std::vector<acc_t> gathered(channel_block * rows_per_channel * row_length);
-    std::vector<acc_t> acc(blocks_per_tile * kOutBlock * kLengthBlock);
+    std::vector<acc_t> gathered_storage(channel_block * rows_per_channel * row_length + 64 / sizeof(acc_t));
+    acc_t* const gathered = align64(gathered_storage.data());
+    std::vector<acc_t> acc_storage(blocks_per_tile * kOutBlock * kLengthBlock + 64 / sizeof(acc_t));
+    acc_t* const acc = align64(acc_storage.data());
     std::vector<int64_t> offsets(channel_block * K);
     for (int64_t tile = begin; tile < end; ++tile) {
       int64_t rest = tile;
@@ -399,19 +408,19 @@ void conv1d_cpu_kernel(const at::Tensor& input, const at::Tensor& weight, const 
       int64_t full_end = 0;  // positions [0, full_end) of every row went straight to the output
       if (C_g == 0) {  // no input channels: the bias alone (zero without one)
         for (int64_t oi = 0; oi < no; ++oi)
-          std::fill_n(acc.data() + oi * kLengthBlock, nl, b_acc ? b_acc[o0 + oi] : acc_t(0));
+          std::fill_n(acc + oi * kLengthBlock, nl, b_acc ? b_acc[o0 + oi] : acc_t(0));
       }
       for (int64_t c0 = 0; c0 < C_g; c0 += channel_block) {
         const int64_t nc = std::min(channel_block, C_g - c0);
         const scalar_t* x_block = x + n * xs_n + (grp * C_g + c0) * xs_c;
-        const acc_t* data = gathered.data();
+        const acc_t* data = gathered;
         int64_t channel_stride = rows_per_channel * row_length;
         if (direct) {
           data = reinterpret_cast<const acc_t*>(x_block) + base;
           channel_stride = xs_c;
         } else {
           // Positions past nl are computed and discarded, never stored.
-          kern.gather({gathered.data(), nc, rows_per_channel, row_length, count, x_block, xs_c, xs_l, base, stride, L,
+          kern.gather({gathered, nc, rows_per_channel, row_length, count, x_block, xs_c, xs_l, base, stride, L,
                        phases.data()});
         }
         for (int64_t ci = 0; ci < nc; ++ci)
@@ -423,14 +432,14 @@ void conv1d_cpu_kernel(const at::Tensor& input, const at::Tensor& weight, const 
           if constexpr (kSameType) {
             if (last) y_direct = reinterpret_cast<acc_t*>(y_tile + r0 * L_out);
           }
-          const BlockIo<acc_t> io{acc.data() + r0 * kLengthBlock, kLengthBlock, b_acc ? b_acc + o0 + r0 : nullptr,
+          const BlockIo<acc_t> io{acc + r0 * kLengthBlock, kLengthBlock, b_acc ? b_acc + o0 + r0 : nullptr,
                                   first, y_direct, L_out};
           full_end = kern.accumulate(io, std::min(kOutBlock, no - r0), nl, view, w + (o0 + r0) * CK + c0 * K, CK);
         }
       }
       for (int64_t oi = 0; oi < no; ++oi) {
         scalar_t* y_row = y_tile + oi * L_out;
-        const acc_t* a = acc.data() + oi * kLengthBlock;
+        const acc_t* a = acc + oi * kLengthBlock;
         for (int64_t l = full_end; l < nl; ++l) y_row[l] = static_cast<scalar_t>(a[l]);
       }
     }
@@ -588,8 +597,9 @@ void conv1d_cpu_bf16_dot(const at::Tensor& input, const at::Tensor& weight, cons
     }
   }
   const int64_t rows_per_channel = static_cast<int64_t>(phases.size());
-  const int64_t row_length = kLengthBlock + ((K - 1) * dilation) / stride;
-  const int64_t halo = row_length - kLengthBlock;
+  // Rows 64 bytes apart (whole cache lines) in 64-byte aligned buffers: taps with no shift load aligned.
+  const int64_t halo = ((K - 1) * dilation) / stride;
+  const int64_t row_length = (kLengthBlock + halo + 15) / 16 * 16;
   for (int64_t k = 0; k < K; ++k)
     tap_offset[k] = phase_row[(k * dilation) % stride] * row_length + (k * dilation) / stride;
   const int64_t pair_block = std::clamp<int64_t>(
@@ -620,9 +630,11 @@ void conv1d_cpu_bf16_dot(const at::Tensor& input, const at::Tensor& weight, cons
   if (bias) bias_f.assign(bias, bias + g.out_channels);
 
   at::parallel_for(0, tiles, 1, [&](int64_t begin, int64_t end) {
-    std::vector<uint32_t> gathered(pair_block * rows_per_channel * row_length);
+    std::vector<uint32_t> gathered_storage(pair_block * rows_per_channel * row_length + 16);
+    uint32_t* const gathered = align64(gathered_storage.data());
     std::vector<uint16_t> lo_tmp(row_length), hi_tmp(row_length);
-    std::vector<float> acc(blocks_per_tile * kOutBlock * kLengthBlock);
+    std::vector<float> acc_storage(blocks_per_tile * kOutBlock * kLengthBlock + 16);
+    float* const acc = align64(acc_storage.data());
     std::vector<int64_t> offsets(pair_block * K);
     for (int64_t tile = begin; tile < end; ++tile) {
       int64_t rest = tile;
@@ -641,19 +653,19 @@ void conv1d_cpu_bf16_dot(const at::Tensor& input, const at::Tensor& weight, cons
       for (int64_t p0 = 0; p0 < P_g; p0 += pair_block) {
         const int64_t np = std::min(pair_block, P_g - p0);
         const int64_t c_first = 2 * p0;
-        gather_pairs_bf16(gathered.data(), np, C_g - c_first, rows_per_channel, row_length, count,
+        gather_pairs_bf16(gathered, np, C_g - c_first, rows_per_channel, row_length, count,
                           x + n * xs_n + (grp * C_g + c_first) * xs_c, xs_c, xs_l, base, stride, L, phases.data(),
                           lo_tmp.data(), hi_tmp.data());
         for (int64_t pi = 0; pi < np; ++pi)
           for (int64_t k = 0; k < K; ++k) offsets[pi * K + k] = pi * rows_per_channel * row_length + tap_offset[k];
-        const PairView view{gathered.data(), offsets.data(), np * K};
+        const PairView view{gathered, offsets.data(), np * K};
         for (int64_t r0 = 0; r0 < no; r0 += kOutBlock)
-          accumulate_bf16(acc.data() + r0 * kLengthBlock, kLengthBlock, bias ? bias_f.data() + o0 + r0 : nullptr,
+          accumulate_bf16(acc + r0 * kLengthBlock, kLengthBlock, bias ? bias_f.data() + o0 + r0 : nullptr,
                           p0 == 0, std::min(kOutBlock, no - r0), nl, view, packed.data() + (o0 + r0) * PK + p0 * K, PK);
       }
       for (int64_t oi = 0; oi < no; ++oi) {
         c10::BFloat16* y_row = y + (n * g.out_channels + o0 + oi) * L_out + l0;
-        const float* a = acc.data() + oi * kLengthBlock;
+        const float* a = acc + oi * kLengthBlock;
         for (int64_t l = 0; l < nl; ++l) y_row[l] = static_cast<c10::BFloat16>(a[l]);
       }
     }
