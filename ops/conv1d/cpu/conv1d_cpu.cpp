@@ -457,6 +457,10 @@ void conv1d_cpu_kernel(const at::Tensor& input, const at::Tensor& weight, const 
 #define CUSTOM_OPS_TARGET_AVX512BF16 \
   __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx512bf16,avx2,fma")))
 
+// 6 rows x 4 zmm = 24 accumulators (+ 4 inputs + 1 broadcast of 32 registers): each input vector feeds
+// 6 dot products, each weight broadcast 4.
+constexpr int kMicroRowsBf16 = 6;
+
 struct PairView {
   const uint32_t* data;  // term idx = pair * K + k reads position l at data + offsets[idx] + l
   const int64_t* offsets;
@@ -466,7 +470,8 @@ struct PairView {
 template <int R, int V, bool kFirst>
 CUSTOM_OPS_TARGET_AVX512BF16 CUSTOM_OPS_INLINE void micro_tile_bf16(float* acc, int64_t acc_stride, const float* bias,
                                                                     int64_t l0, const PairView& in,
-                                                                    const uint32_t* w, int64_t w_stride) {
+                                                                    const uint32_t* w, int64_t w_stride,
+                                                                    uint16_t* out, int64_t out_stride) {
   __m512 a[R][V];
   for (int i = 0; i < R; ++i)
     for (int j = 0; j < V; ++j) {
@@ -488,52 +493,70 @@ CUSTOM_OPS_TARGET_AVX512BF16 CUSTOM_OPS_INLINE void micro_tile_bf16(float* acc, 
       for (int j = 0; j < V; ++j) a[i][j] = _mm512_dpbf16_ps(a[i][j], (__m512bh)xv[j], (__m512bh)wi);
     }
   }
-  for (int i = 0; i < R; ++i)
-    for (int j = 0; j < V; ++j) _mm512_storeu_ps(acc + i * acc_stride + l0 + j * 16, a[i][j]);
+  if (out != nullptr) {  // the last block, a column inside the output: round to bfloat16 (RNE) and store
+    for (int i = 0; i < R; ++i)
+      for (int j = 0; j < V; ++j)
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i * out_stride + l0 + j * 16),
+                            (__m256i)_mm512_cvtneps_pbh(a[i][j]));
+  } else {
+    for (int i = 0; i < R; ++i)
+      for (int j = 0; j < V; ++j) _mm512_storeu_ps(acc + i * acc_stride + l0 + j * 16, a[i][j]);
+  }
 }
 
 template <int V, bool kFirst>
 CUSTOM_OPS_TARGET_AVX512BF16 CUSTOM_OPS_INLINE void micro_column_bf16(float* acc, int64_t acc_stride, const float* bias,
                                                                       int64_t rows, int64_t l0, const PairView& in,
-                                                                      const uint32_t* w, int64_t ws) {
+                                                                      const uint32_t* w, int64_t ws, uint16_t* out,
+                                                                      int64_t os) {
+#define CUSTOM_OPS_BF16_TILE(R)                                                                                   \
+  micro_tile_bf16<R, V, kFirst>(acc + i * acc_stride, acc_stride, bias ? bias + i : nullptr, l0, in, w + i * ws, ws, \
+                                out ? out + i * os : nullptr, os)
   int64_t i = 0;
-  for (; i + kMicroRows <= rows; i += kMicroRows)
-    micro_tile_bf16<kMicroRows, V, kFirst>(acc + i * acc_stride, acc_stride, bias ? bias + i : nullptr, l0, in,
-                                           w + i * ws, ws);
+  for (; i + kMicroRowsBf16 <= rows; i += kMicroRowsBf16) CUSTOM_OPS_BF16_TILE(kMicroRowsBf16);
   switch (rows - i) {
-    case 3:
-      micro_tile_bf16<3, V, kFirst>(acc + i * acc_stride, acc_stride, bias ? bias + i : nullptr, l0, in, w + i * ws, ws);
-      break;
-    case 2:
-      micro_tile_bf16<2, V, kFirst>(acc + i * acc_stride, acc_stride, bias ? bias + i : nullptr, l0, in, w + i * ws, ws);
-      break;
-    case 1:
-      micro_tile_bf16<1, V, kFirst>(acc + i * acc_stride, acc_stride, bias ? bias + i : nullptr, l0, in, w + i * ws, ws);
-      break;
+    case 5: CUSTOM_OPS_BF16_TILE(5); break;
+    case 4: CUSTOM_OPS_BF16_TILE(4); break;
+    case 3: CUSTOM_OPS_BF16_TILE(3); break;
+    case 2: CUSTOM_OPS_BF16_TILE(2); break;
+    case 1: CUSTOM_OPS_BF16_TILE(1); break;
     default: break;
   }
+#undef CUSTOM_OPS_BF16_TILE
+}
+
+template <int V, bool kFirst>
+CUSTOM_OPS_TARGET_AVX512BF16 CUSTOM_OPS_INLINE void column_bf16(float* acc, int64_t acc_stride, const float* bias,
+                                                                int64_t rows, int64_t width, int64_t l,
+                                                                const PairView& in, const uint32_t* w, int64_t ws,
+                                                                uint16_t* out, int64_t os, int64_t& full_end) {
+  const bool full = out != nullptr && l + V * 16 <= width;
+  if (out != nullptr && !full && full_end == width) full_end = l;
+  micro_column_bf16<V, kFirst>(acc, acc_stride, bias, rows, l, in, w, ws, full ? out : nullptr, os);
 }
 
 template <bool kFirst>
-CUSTOM_OPS_TARGET_AVX512BF16 CUSTOM_OPS_INLINE void accumulate_bf16_impl(float* acc, int64_t acc_stride,
-                                                                         const float* bias, int64_t rows,
-                                                                         int64_t width, const PairView& in,
-                                                                         const uint32_t* w, int64_t ws) {
+CUSTOM_OPS_TARGET_AVX512BF16 CUSTOM_OPS_INLINE int64_t accumulate_bf16_impl(float* acc, int64_t acc_stride,
+                                                                            const float* bias, int64_t rows,
+                                                                            int64_t width, const PairView& in,
+                                                                            const uint32_t* w, int64_t ws,
+                                                                            uint16_t* out, int64_t os) {
+  int64_t full_end = out != nullptr ? width : 0;
   int64_t l = 0;
-  for (; width - l > 48; l += 64) micro_column_bf16<4, kFirst>(acc, acc_stride, bias, rows, l, in, w, ws);
-  for (; width - l > 16; l += 32) micro_column_bf16<2, kFirst>(acc, acc_stride, bias, rows, l, in, w, ws);
-  for (; l < width; l += 16) micro_column_bf16<1, kFirst>(acc, acc_stride, bias, rows, l, in, w, ws);
+  for (; width - l > 48; l += 64) column_bf16<4, kFirst>(acc, acc_stride, bias, rows, width, l, in, w, ws, out, os, full_end);
+  for (; width - l > 16; l += 32) column_bf16<2, kFirst>(acc, acc_stride, bias, rows, width, l, in, w, ws, out, os, full_end);
+  for (; l < width; l += 16) column_bf16<1, kFirst>(acc, acc_stride, bias, rows, width, l, in, w, ws, out, os, full_end);
+  return full_end;
 }
 
 // The tile's scratch accumulators += one reduction block (first: the bias, null for zero, instead of
-// the scratch's contents).
-CUSTOM_OPS_TARGET_AVX512BF16 void accumulate_bf16(float* acc, int64_t acc_stride, const float* bias, bool first,
-                                                  int64_t rows, int64_t width, const PairView& in, const uint32_t* w,
-                                                  int64_t ws) {
-  if (first)
-    accumulate_bf16_impl<true>(acc, acc_stride, bias, rows, width, in, w, ws);
-  else
-    accumulate_bf16_impl<false>(acc, acc_stride, bias, rows, width, in, w, ws);
+// the scratch's contents). out (the last block): columns inside [0, width) go to the bfloat16 output
+// (rows os apart) instead; returns where they end (out null: 0), the rest is in the scratch.
+CUSTOM_OPS_TARGET_AVX512BF16 int64_t accumulate_bf16(float* acc, int64_t acc_stride, const float* bias, bool first,
+                                                     int64_t rows, int64_t width, const PairView& in,
+                                                     const uint32_t* w, int64_t ws, uint16_t* out, int64_t os) {
+  if (first) return accumulate_bf16_impl<true>(acc, acc_stride, bias, rows, width, in, w, ws, out, os);
+  return accumulate_bf16_impl<false>(acc, acc_stride, bias, rows, width, in, w, ws, out, os);
 }
 
 // Pairs [0, pairs) of one reduction block: dst row (p, r)[m] = lo | hi << 16 for m < count (rows
@@ -650,6 +673,8 @@ void conv1d_cpu_bf16_dot(const at::Tensor& input, const at::Tensor& weight, cons
       const int64_t no = std::min(blocks_per_tile * kOutBlock, O_g - oc * blocks_per_tile * kOutBlock);
       const int64_t count = std::min(row_length, (nl + 63) / 64 * 64 + halo);
       const int64_t base = l0 * stride - pad;
+      c10::BFloat16* y_tile = y + (n * g.out_channels + o0) * L_out + l0;
+      int64_t full_end = 0;  // positions [0, full_end) of every row went straight to the output
       for (int64_t p0 = 0; p0 < P_g; p0 += pair_block) {
         const int64_t np = std::min(pair_block, P_g - p0);
         const int64_t c_first = 2 * p0;
@@ -659,14 +684,16 @@ void conv1d_cpu_bf16_dot(const at::Tensor& input, const at::Tensor& weight, cons
         for (int64_t pi = 0; pi < np; ++pi)
           for (int64_t k = 0; k < K; ++k) offsets[pi * K + k] = pi * rows_per_channel * row_length + tap_offset[k];
         const PairView view{gathered, offsets.data(), np * K};
-        for (int64_t r0 = 0; r0 < no; r0 += kOutBlock)
-          accumulate_bf16(acc + r0 * kLengthBlock, kLengthBlock, bias ? bias_f.data() + o0 + r0 : nullptr,
-                          p0 == 0, std::min(kOutBlock, no - r0), nl, view, packed.data() + (o0 + r0) * PK + p0 * K, PK);
+        // All the tile's output channels per column (6-row micro-tiles; the weights stream from L2).
+        const bool last = p0 + np >= P_g;
+        full_end = accumulate_bf16(acc, kLengthBlock, bias ? bias_f.data() + o0 : nullptr, p0 == 0, no, nl, view,
+                                   packed.data() + o0 * PK + p0 * K, PK,
+                                   last ? reinterpret_cast<uint16_t*>(y_tile) : nullptr, L_out);
       }
       for (int64_t oi = 0; oi < no; ++oi) {
-        c10::BFloat16* y_row = y + (n * g.out_channels + o0 + oi) * L_out + l0;
+        c10::BFloat16* y_row = y_tile + oi * L_out;
         const float* a = acc + oi * kLengthBlock;
-        for (int64_t l = 0; l < nl; ++l) y_row[l] = static_cast<c10::BFloat16>(a[l]);
+        for (int64_t l = full_end; l < nl; ++l) y_row[l] = static_cast<c10::BFloat16>(a[l]);
       }
     }
   });
