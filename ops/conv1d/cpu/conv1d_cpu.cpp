@@ -130,8 +130,8 @@ CUSTOM_OPS_INLINE void micro_tile(const acc_t* src, int64_t src_stride, const ac
     for (int j = 0; j < V; ++j) Vt::store(dst + i * dst_stride + j * Vt::kLanes, a[i][j]);
 }
 
-// Every output channel of the tile over positions [l0, l0 + V * lanes).
-template <typename acc_t, int VB, int V, bool kFirst>
+// Every output channel of the tile over positions [l0, l0 + V * lanes), kR rows a micro-tile.
+template <typename acc_t, int VB, int kR, int V, bool kFirst>
 CUSTOM_OPS_INLINE void micro_column(const BlockIo<acc_t>& io, bool full, int64_t rows, int64_t l0,
                                     const BlockView<acc_t>& in, const acc_t* w, int64_t ws) {
   const acc_t* src = io.scratch + l0;
@@ -139,52 +139,47 @@ CUSTOM_OPS_INLINE void micro_column(const BlockIo<acc_t>& io, bool full, int64_t
   acc_t* dst = full ? io.out + l0 : io.scratch + l0;
   const int64_t ds = full ? io.out_stride : io.scratch_stride;
   const acc_t* bias = io.bias;
+#define CUSTOM_OPS_TILE(R)                                                                                        \
+  micro_tile<acc_t, VB, R, V, kFirst>(src + i * ss, ss, bias ? bias + i : nullptr, dst + i * ds, ds, l0, in, w + i * ws, \
+                                      ws)
   int64_t i = 0;
-  for (; i + kMicroRows <= rows; i += kMicroRows)
-    micro_tile<acc_t, VB, kMicroRows, V, kFirst>(src + i * ss, ss, bias ? bias + i : nullptr, dst + i * ds, ds, l0,
-                                                 in, w + i * ws, ws);
+  for (; i + kR <= rows; i += kR) CUSTOM_OPS_TILE(kR);
   switch (rows - i) {
-    case 3:
-      micro_tile<acc_t, VB, 3, V, kFirst>(src + i * ss, ss, bias ? bias + i : nullptr, dst + i * ds, ds, l0, in,
-                                          w + i * ws, ws);
-      break;
-    case 2:
-      micro_tile<acc_t, VB, 2, V, kFirst>(src + i * ss, ss, bias ? bias + i : nullptr, dst + i * ds, ds, l0, in,
-                                          w + i * ws, ws);
-      break;
-    case 1:
-      micro_tile<acc_t, VB, 1, V, kFirst>(src + i * ss, ss, bias ? bias + i : nullptr, dst + i * ds, ds, l0, in,
-                                          w + i * ws, ws);
-      break;
+    case 5: if constexpr (kR > 5) CUSTOM_OPS_TILE(5); break;
+    case 4: if constexpr (kR > 4) CUSTOM_OPS_TILE(4); break;
+    case 3: CUSTOM_OPS_TILE(3); break;
+    case 2: CUSTOM_OPS_TILE(2); break;
+    case 1: CUSTOM_OPS_TILE(1); break;
     default: break;
   }
+#undef CUSTOM_OPS_TILE
 }
 
-template <typename acc_t, int VB, int V>
+template <typename acc_t, int VB, int kR, int V>
 CUSTOM_OPS_INLINE void column(const BlockIo<acc_t>& io, int64_t rows, int64_t width, int64_t l,
                               const BlockView<acc_t>& in, const acc_t* w, int64_t ws, int64_t& full_end) {
   const bool full = io.out != nullptr && l + V * Vec<acc_t, VB>::kLanes <= width;
   if (io.out != nullptr && !full && full_end == width) full_end = l;
   if (io.first)
-    micro_column<acc_t, VB, V, true>(io, full, rows, l, in, w, ws);
+    micro_column<acc_t, VB, kR, V, true>(io, full, rows, l, in, w, ws);
   else
-    micro_column<acc_t, VB, V, false>(io, full, rows, l, in, w, ws);
+    micro_column<acc_t, VB, kR, V, false>(io, full, rows, l, in, w, ws);
 }
 
 // Positions [0, width) rounded up to whole vectors (never past kLengthBlock): 4-vector columns while
 // more than 3 vectors remain (where kMaxV allows), then 2, then 1. Returns where the columns stored
 // to io.out end (io.out null: 0); the rest is in the scratch.
-template <typename acc_t, int VB, int kMaxV>
+template <typename acc_t, int VB, int kR, int kMaxV>
 CUSTOM_OPS_INLINE int64_t accumulate_block_impl(const BlockIo<acc_t>& io, int64_t rows, int64_t width,
                                                 const BlockView<acc_t>& in, const acc_t* w, int64_t ws) {
   constexpr int64_t kL = Vec<acc_t, VB>::kLanes;
   int64_t full_end = io.out != nullptr ? width : 0;
   int64_t l = 0;
   if constexpr (kMaxV >= 4) {
-    for (; width - l > 3 * kL; l += 4 * kL) column<acc_t, VB, 4>(io, rows, width, l, in, w, ws, full_end);
+    for (; width - l > 3 * kL; l += 4 * kL) column<acc_t, VB, kR, 4>(io, rows, width, l, in, w, ws, full_end);
   }
-  for (; width - l > kL; l += 2 * kL) column<acc_t, VB, 2>(io, rows, width, l, in, w, ws, full_end);
-  for (; l < width; l += kL) column<acc_t, VB, 1>(io, rows, width, l, in, w, ws, full_end);
+  for (; width - l > kL; l += 2 * kL) column<acc_t, VB, kR, 2>(io, rows, width, l, in, w, ws, full_end);
+  for (; l < width; l += kL) column<acc_t, VB, kR, 1>(io, rows, width, l, in, w, ws, full_end);
   return full_end;
 }
 
@@ -278,7 +273,7 @@ Isa cpu_isa() {
 
 template <typename acc_t>
 int64_t accumulate_generic(CUSTOM_OPS_ACCUMULATE_ARGS(acc_t)) {
-  return accumulate_block_impl<acc_t, 16, 2>(CUSTOM_OPS_ACCUMULATE_PASS);
+  return accumulate_block_impl<acc_t, 16, kMicroRows, 2>(CUSTOM_OPS_ACCUMULATE_PASS);
 }
 template <typename acc_t, typename scalar_t>
 void gather_generic(const GatherArgs<acc_t, scalar_t>& a) {
@@ -287,11 +282,11 @@ void gather_generic(const GatherArgs<acc_t, scalar_t>& a) {
 #ifdef CUSTOM_OPS_X86_DISPATCH
 template <typename acc_t>
 CUSTOM_OPS_TARGET_AVX2 int64_t accumulate_avx2(CUSTOM_OPS_ACCUMULATE_ARGS(acc_t)) {
-  return accumulate_block_impl<acc_t, 32, 2>(CUSTOM_OPS_ACCUMULATE_PASS);
+  return accumulate_block_impl<acc_t, 32, kMicroRows, 2>(CUSTOM_OPS_ACCUMULATE_PASS);
 }
 template <typename acc_t>
 CUSTOM_OPS_TARGET_AVX512 int64_t accumulate_avx512(CUSTOM_OPS_ACCUMULATE_ARGS(acc_t)) {
-  return accumulate_block_impl<acc_t, 64, 4>(CUSTOM_OPS_ACCUMULATE_PASS);
+  return accumulate_block_impl<acc_t, 64, 6, 4>(CUSTOM_OPS_ACCUMULATE_PASS);
 }
 template <typename acc_t, typename scalar_t>
 CUSTOM_OPS_TARGET_AVX2 void gather_avx2(const GatherArgs<acc_t, scalar_t>& a) {
@@ -427,15 +422,13 @@ void conv1d_cpu_kernel(const at::Tensor& input, const at::Tensor& weight, const 
           for (int64_t k = 0; k < K; ++k) offsets[ci * K + k] = ci * channel_stride + tap_offset[k];
         const BlockView<acc_t> view{data, offsets.data(), nc * K};
         const bool first = c0 == 0, last = c0 + nc >= C_g;
-        for (int64_t r0 = 0; r0 < no; r0 += kOutBlock) {
-          acc_t* y_direct = nullptr;
-          if constexpr (kSameType) {
-            if (last) y_direct = reinterpret_cast<acc_t*>(y_tile + r0 * L_out);
-          }
-          const BlockIo<acc_t> io{acc + r0 * kLengthBlock, kLengthBlock, b_acc ? b_acc + o0 + r0 : nullptr,
-                                  first, y_direct, L_out};
-          full_end = kern.accumulate(io, std::min(kOutBlock, no - r0), nl, view, w + (o0 + r0) * CK + c0 * K, CK);
+        // All the tile's output channels per column (the weights stream from L2).
+        acc_t* y_direct = nullptr;
+        if constexpr (kSameType) {
+          if (last) y_direct = reinterpret_cast<acc_t*>(y_tile);
         }
+        const BlockIo<acc_t> io{acc, kLengthBlock, b_acc ? b_acc + o0 : nullptr, first, y_direct, L_out};
+        full_end = kern.accumulate(io, no, nl, view, w + o0 * CK + c0 * K, CK);
       }
       for (int64_t oi = 0; oi < no; ++oi) {
         scalar_t* y_row = y_tile + oi * L_out;
