@@ -575,6 +575,26 @@ CUSTOM_OPS_TARGET_AVX512BF16 void gather_pairs_bf16(uint32_t* dst, int64_t pairs
           out[m] = static_cast<uint32_t>(lo[m]) | (static_cast<uint32_t>(hi[m]) << 16);
         continue;
       }
+      if (stride == 2 && xs_l == 1 && first >= 0 && first + 2 * count - 1 <= length) {
+        // Inside the input, stride 2: 32 consecutive elements of each row hold 16 of this phase (the
+        // even ones); one two-source word permute interleaves them. Masked loads at the row's end.
+        const uint16_t* lo = reinterpret_cast<const uint16_t*>(x + 2 * p * xs_c + first);
+        const uint16_t* hi = has_hi ? reinterpret_cast<const uint16_t*>(x + (2 * p + 1) * xs_c + first) : nullptr;
+        alignas(64) static constexpr uint16_t kEvenPairs[32] = {0,  32, 2,  34, 4,  36, 6,  38, 8,  40, 10,
+                                                                42, 12, 44, 14, 46, 16, 48, 18, 50, 20, 52,
+                                                                22, 54, 24, 56, 26, 58, 28, 60, 30, 62};
+        const __m512i index = _mm512_load_si512(kEvenPairs);
+        for (int64_t m = 0; m < count; m += 16) {
+          const int64_t in_row = std::min<int64_t>(32, 2 * (count - m) - 1);  // elements this step may read
+          const __mmask32 mask = in_row >= 32 ? ~__mmask32{0} : ((__mmask32{1} << in_row) - 1);
+          const __m512i a = _mm512_maskz_loadu_epi16(mask, lo + 2 * m);
+          const __m512i b = hi ? _mm512_maskz_loadu_epi16(mask, hi + 2 * m) : _mm512_setzero_si512();
+          const __m512i v = _mm512_permutex2var_epi16(a, index, b);
+          const int64_t n_out = std::min<int64_t>(16, count - m);
+          _mm512_mask_storeu_epi32(out + m, static_cast<__mmask16>((1u << n_out) - 1), v);
+        }
+        continue;
+      }
       gather_row(reinterpret_cast<c10::BFloat16*>(lo_tmp), count, x + 2 * p * xs_c, xs_l, first, stride, length);
       if (has_hi)
         gather_row(reinterpret_cast<c10::BFloat16*>(hi_tmp), count, x + (2 * p + 1) * xs_c, xs_l, first, stride,
@@ -584,6 +604,42 @@ CUSTOM_OPS_TARGET_AVX512BF16 void gather_pairs_bf16(uint32_t* dst, int64_t pairs
       for (int64_t m = 0; m < count; ++m)
         out[m] = static_cast<uint32_t>(lo_tmp[m]) | (static_cast<uint32_t>(hi_tmp[m]) << 16);
     }
+  }
+}
+
+// packed[o][p][k] = w[o][2p][k] | w[o][2p + 1][k] << 16 (the last pair of an odd C_g: hi 0) for
+// o in [o_begin, o_end). Within a row this is a fixed permutation of every 2K words (word 2k of a pair
+// block from word k, word 2k + 1 from word K + k): with 2K <= 32, one word permute moves
+// floor(32 / 2K) whole blocks at a time.
+CUSTOM_OPS_TARGET_AVX512BF16 void pack_pairs_bf16(uint32_t* packed, const uint16_t* w, int64_t o_begin, int64_t o_end,
+                                                  int64_t C_g, int64_t K) {
+  const int64_t P_g = (C_g + 1) / 2, PK = P_g * K, block = 2 * K, full_pairs = C_g / 2;
+  const int64_t blocks_per_step = block <= 32 ? 32 / block : 0;
+  alignas(64) uint16_t index[32] = {};
+  for (int64_t j = 0; j < blocks_per_step * block; ++j) {
+    const int64_t b = j / block, r = j % block;
+    index[j] = static_cast<uint16_t>(b * block + (r % 2 == 0 ? r / 2 : K + r / 2));
+  }
+  const __m512i perm = _mm512_load_si512(index);
+  for (int64_t o = o_begin; o < o_end; ++o) {
+    const uint16_t* wo = w + o * C_g * K;
+    uint32_t* dst = packed + o * PK;
+    int64_t p = 0;
+    if (blocks_per_step > 0) {
+      const int64_t step_words = blocks_per_step * block;
+      const __mmask32 mask = step_words >= 32 ? ~__mmask32{0} : ((__mmask32{1} << step_words) - 1);
+      for (; p + blocks_per_step <= full_pairs; p += blocks_per_step) {
+        const __m512i v = _mm512_permutexvar_epi16(perm, _mm512_maskz_loadu_epi16(mask, wo + p * block));
+        _mm512_mask_storeu_epi16(reinterpret_cast<uint16_t*>(dst + p * K), mask, v);
+      }
+    }
+    for (; p < full_pairs; ++p) {
+      const uint16_t* lo = wo + 2 * p * K;
+      for (int64_t k = 0; k < K; ++k)
+        dst[p * K + k] = static_cast<uint32_t>(lo[k]) | (static_cast<uint32_t>(lo[K + k]) << 16);
+    }
+    if (C_g % 2 == 1)
+      for (int64_t k = 0; k < K; ++k) dst[(P_g - 1) * K + k] = wo[(C_g - 1) * K + k];
   }
 }
 
@@ -630,17 +686,7 @@ void conv1d_cpu_bf16_dot(const at::Tensor& input, const at::Tensor& weight, cons
   const uint16_t* w = reinterpret_cast<const uint16_t*>(weight.const_data_ptr<c10::BFloat16>());  // (O, C_g, K)
   std::vector<uint32_t> packed(g.out_channels * PK);
   at::parallel_for(0, g.out_channels, 16, [&](int64_t begin, int64_t end) {
-    for (int64_t o = begin; o < end; ++o) {
-      const uint16_t* wo = w + o * C_g * K;
-      uint32_t* dst = packed.data() + o * PK;
-      for (int64_t p = 0; p < C_g / 2; ++p) {
-        const uint16_t* lo = wo + 2 * p * K;
-        for (int64_t k = 0; k < K; ++k)
-          dst[p * K + k] = static_cast<uint32_t>(lo[k]) | (static_cast<uint32_t>(lo[K + k]) << 16);
-      }
-      if (C_g % 2 == 1)
-        for (int64_t k = 0; k < K; ++k) dst[(P_g - 1) * K + k] = wo[(C_g - 1) * K + k];
-    }
+    pack_pairs_bf16(packed.data(), w, begin, end, C_g, K);
   });
   std::vector<float> bias_f;
   if (bias) bias_f.assign(bias, bias + g.out_channels);
