@@ -298,6 +298,21 @@ CUSTOM_OPS_TARGET_AVX512 void gather_avx512(const GatherArgs<acc_t, scalar_t>& a
 }
 #endif
 
+#ifdef CUSTOM_OPS_X86_DISPATCH
+// dst[l] = bfloat16(src[l]), round to nearest even (vcvtneps2bf16), for 0 <= l < n.
+__attribute__((target("avx512f,avx512vl,avx512bw,avx512bf16"))) void round_to_bf16_avx512(uint16_t* dst,
+                                                                                          const float* src,
+                                                                                          int64_t n) {
+  int64_t l = 0;
+  for (; l + 16 <= n; l += 16)
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + l), (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(src + l)));
+  if (l < n) {
+    const __mmask16 mask = static_cast<__mmask16>((1u << (n - l)) - 1);
+    _mm256_mask_storeu_epi16(dst + l, mask, (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(mask, src + l)));
+  }
+}
+#endif
+
 template <typename acc_t, typename scalar_t>
 struct Kernels {
   int64_t (*accumulate)(CUSTOM_OPS_ACCUMULATE_ARGS(acc_t));
@@ -356,6 +371,11 @@ void conv1d_cpu_kernel(const at::Tensor& input, const at::Tensor& weight, const 
   const int64_t row_length = (kLengthBlock + halo + 15) / 16 * 16;
   for (int64_t k = 0; k < K; ++k)
     tap_offset[k] = phase_row[(k * dilation) % stride] * row_length + (k * dilation) / stride;
+  // bfloat16 outputs of this float32 path rounded 16 at a time where the CPU has AVX-512-BF16.
+  void (*round_bf16)(uint16_t*, const float*, int64_t) = nullptr;
+#ifdef CUSTOM_OPS_X86_DISPATCH
+  if (cpu_isa() == Isa::kAvx512Bf16) round_bf16 = round_to_bf16_avx512;
+#endif
   const int64_t channel_block = std::clamp<int64_t>(
       std::min(kReductionBlock / K, kGatherBudget / (rows_per_channel * row_length)), 1, std::max<int64_t>(C_g, 1));
 
@@ -433,6 +453,12 @@ void conv1d_cpu_kernel(const at::Tensor& input, const at::Tensor& weight, const 
       for (int64_t oi = 0; oi < no; ++oi) {
         scalar_t* y_row = y_tile + oi * L_out;
         const acc_t* a = acc + oi * kLengthBlock;
+        if constexpr (std::is_same_v<scalar_t, c10::BFloat16>) {
+          if (round_bf16) {
+            round_bf16(reinterpret_cast<uint16_t*>(y_row) + full_end, a + full_end, nl - full_end);
+            continue;
+          }
+        }
         for (int64_t l = full_end; l < nl; ++l) y_row[l] = static_cast<scalar_t>(a[l]);
       }
     }
