@@ -1,24 +1,31 @@
 // CPU kernel of custom::conv1d: a direct convolution over output tiles, multi-threaded with
 // at::parallel_for, with register-blocked micro-kernels vectorised along the output positions and
-// picked at run time for the instruction set of the CPU (AVX-512, AVX2+FMA, portable).
+// picked at run time for the instruction set of the CPU (AVX-512-BF16, AVX-512, AVX2+FMA, portable;
+// CUSTOM_OPS_CPU_ISA lowers the choice). ISA-specific code carries function-level target attributes,
+// so the library needs no -m flags and runs on any x86-64 CPU.
 //
-// Weights are packed once per call (in parallel) as [group][block of output channels][channel][tap]
-// [output channel]: one contiguous row of output channels per (channel, tap), which the micro-kernel
-// broadcasts from.
+// Work unit: one (batch, group, chunk of up to 8 x 32 output channels, 256 output positions) tile; the
+// tiles are split over the threads, each thread with its own buffers. The reduction over input channels
+// goes in blocks of <= 128 (channel, tap) terms. For each block the tile's input is gathered once (all
+// of the tile's output channels share it), converted to the accumulation type and zero-padded, into
+// 64-byte aligned rows the micro-kernel reads with unit stride and no bounds checks; float32/float64
+// tiles at stride 1 that lie inside the input read it in place instead. Stride is handled by phase
+// decomposition: with stride s, output l of tap k reads input (l0 + l) * s - pad + k * dilation =
+// base + r_k + (l + q_k) * s, where k * dilation = q_k * s + r_k. So one row per used phase r
+// (row_r[m] = x[base + r + m * s]) serves every tap of that phase, shifted by q_k: each input element
+// is gathered once per channel block, not once per tap (stride 1 is the one-phase case: a window of
+// positions + halo).
 //
-// Work unit: one (batch, group, block of output channels, block of output positions) tile. The
-// reduction over input channels goes in blocks. For each block the tile's input is gathered once,
-// converted to the accumulation type and zero-padded, into rows the micro-kernel reads with unit
-// stride and no bounds checks. Stride is handled by phase decomposition: with stride s, output l of
-// tap k reads input (l0 + l) * s - pad + k * dilation = base + r_k + (l + q_k) * s, where
-// k * dilation = q_k * s + r_k. So one row per used phase r (row_r[m] = x[base + r + m * s]) serves
-// every tap of that phase, shifted by q_k: each input element is gathered once per channel block, not
-// once per tap (stride 1 is the one-phase case: a window of positions + halo).
+// float32 / float64 (and float16, bfloat16 without AVX-512-BF16, computed in float32): the weights are
+// read in place, (O, C_g, K), and the micro-kernel keeps R output channels x V vectors of positions in
+// registers across a reduction block (AVX-512: 6 x 4 zmm = 64 positions; AVX2 and portable: 4 x 2):
+// each input vector loaded feeds R FMAs, each weight broadcast feeds V. The first block starts from
+// the bias, the last stores whole float32 columns straight to the output. Positions go outermost
+// within a tile, so the slice of input a column reads stays in L1 while the output channels pass.
 //
-// The micro-kernel keeps R output channels x V vectors of positions in registers across the whole
-// reduction block (AVX-512: 4 x 4 zmm, 64 positions; AVX2: 4 x 2 ymm): each input vector loaded
-// feeds R FMAs, each weight broadcast feeds V. Positions go outermost within a tile, so the slice of
-// input a micro-tile reads stays in L1 while all the tile's output channels pass over it.
+// bfloat16 with AVX-512-BF16 (conv1d_cpu_bf16_dot): vdpbf16ps over pairs of input channels, float32
+// accumulators, rounded to bfloat16 in registers; bfloat16 pointwise through at::addmm / baddbmm
+// (exactly a GEMM, measured faster; see conv1d_forward_cpu).
 
 #include "ops/conv1d/conv1d_kernels.h"
 
