@@ -782,11 +782,12 @@ at::Tensor conv1d_forward_cpu(const at::Tensor& input, const at::Tensor& weight,
   const at::Tensor b = (bias.has_value() && bias->defined()) ? bias->contiguous() : at::Tensor();
 #ifdef CUSTOM_OPS_X86_DISPATCH
   // bfloat16 pointwise (K = 1, stride 1, no padding, one group) is exactly a GEMM per batch element:
-  // out[n] = W (O x C) x[n] (C x L) + bias. On this path aten's GEMM (at::addmm / at::baddbmm, float32
-  // accumulation) measured 1.2-2.6x faster than our dot-product kernel (bench/NOTES.md, c5), so it is
-  // used where that was measured: CPUs with AVX-512-BF16. float32 pointwise stays ours (faster there).
+  // out[n] = W (O x C) x[n] (C x L) + bias. aten's GEMM (at::addmm / at::baddbmm, float32 accumulation)
+  // measured faster than our dot-product kernel with >= 512 input channels (1.1-1.5x) and slower or
+  // equal with <= 256 (bench/NOTES.md, c5 and c11), so it is used there only, on CPUs with AVX-512-BF16
+  // where that was measured. float32 pointwise stays ours (faster everywhere measured).
   if (input.scalar_type() == at::kBFloat16 && g.kernel_size == 1 && g.stride == 1 && g.pad_left == 0 &&
-      g.pad_right == 0 && g.groups == 1 && g.in_channels > 0 && cpu_isa() == Isa::kAvx512Bf16) {
+      g.pad_right == 0 && g.groups == 1 && g.in_channels >= 512 && cpu_isa() == Isa::kAvx512Bf16) {
     const at::Tensor w2 = w.view({g.out_channels, g.in_channels});
     at::Tensor result;
     if (g.batch == 1) {
