@@ -1,108 +1,200 @@
 // CPU kernel of custom::conv1d: a direct convolution over output tiles, multi-threaded with
-// at::parallel_for, with a register-blocked micro-kernel vectorised along the output positions.
+// at::parallel_for, with register-blocked micro-kernels vectorised along the output positions and
+// picked at run time for the instruction set of the CPU (AVX-512-BF16, AVX-512, AVX2+FMA, portable;
+// CUSTOM_OPS_CPU_ISA lowers the choice). ISA-specific code carries function-level target attributes,
+// so the library needs no -m flags and runs on any x86-64 CPU.
 //
-// Work unit: one (batch, group, block of output channels, block of output positions) tile. The
-// reduction over input channels goes in blocks of kChannelBlock. For each block the tile's input is
-// gathered once, converted to the accumulation type and zero-padded, into a buffer the micro-kernel
-// reads with unit stride and no bounds checks:
-//   stride 1: one window per channel, (positions + halo) long; tap k reads it shifted by k * dilation;
-//   stride > 1 (or a dilation wider than a tile): one row per (channel, tap) holding exactly the
-//   inputs that tap meets (an im2col block).
-// The micro-kernel keeps a 4-channel x 2-vector block of outputs in registers across the whole
-// reduction block: each input vector loaded feeds 4 FMAs, each weight broadcast feeds 2.
+// Work unit: one (batch, group, chunk of up to 8 x 32 output channels, 256 output positions) tile; the
+// tiles are split over the threads, each thread with its own buffers. The reduction over input channels
+// goes in blocks of <= 128 (channel, tap) terms. For each block the tile's input is gathered once (all
+// of the tile's output channels share it), converted to the accumulation type and zero-padded, into
+// 64-byte aligned rows the micro-kernel reads with unit stride and no bounds checks; float32/float64
+// tiles at stride 1 that lie inside the input read it in place instead. Stride is handled by phase
+// decomposition: with stride s, output l of tap k reads input (l0 + l) * s - pad + k * dilation =
+// base + r_k + (l + q_k) * s, where k * dilation = q_k * s + r_k. So one row per used phase r
+// (row_r[m] = x[base + r + m * s]) serves every tap of that phase, shifted by q_k: each input element
+// is gathered once per channel block, not once per tap (stride 1 is the one-phase case: a window of
+// positions + halo).
+//
+// float32 / float64 (and float16, bfloat16 without AVX-512-BF16, computed in float32): the weights are
+// read in place, (O, C_g, K), and the micro-kernel keeps R output channels x V vectors of positions in
+// registers across a reduction block (AVX-512: 6 x 4 zmm = 64 positions; AVX2 and portable: 4 x 2):
+// each input vector loaded feeds R FMAs, each weight broadcast feeds V. The first block starts from
+// the bias, the last stores whole float32 columns straight to the output. Positions go outermost
+// within a tile, so the slice of input a column reads stays in L1 while the output channels pass.
+//
+// bfloat16 with AVX-512-BF16 (conv1d_cpu_bf16_dot): vdpbf16ps over pairs of input channels, float32
+// accumulators, rounded to bfloat16 in registers; bfloat16 pointwise through at::addmm / baddbmm
+// (exactly a GEMM, measured faster; see conv1d_forward_cpu).
 
 #include "ops/conv1d/conv1d_kernels.h"
 
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
+#include <ATen/ops/addmm.h>
+#include <ATen/ops/baddbmm.h>
 #include <ATen/ops/empty.h>
+#include <ATen/ops/matmul.h>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#endif
 
 #include <algorithm>
+#include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
-// The 32-byte vector helpers are always inlined into code built for one instruction set, so the
-// vector-ABI note GCC gives for the baseline clone does not apply.
+// The vector helpers are always inlined into code built for one instruction set, so the vector-ABI
+// note GCC gives for their baseline definitions does not apply.
 #pragma GCC diagnostic ignored "-Wpsabi"
 
 namespace custom_ops::conv1d {
 namespace {
 
-constexpr int64_t kOutBlock = 32;       // output channels per tile
-constexpr int64_t kLengthBlock = 256;   // output positions per tile (a multiple of every micro-tile width)
-constexpr int64_t kChannelBlock = 32;   // input channels per reduction block (at most)
-constexpr int64_t kGatherBudget = 1 << 18;  // elements of gathered input per reduction block (at most)
-constexpr int kMicroRows = 4;           // output channels per micro-tile
-constexpr int kMicroVectors = 2;        // 32-byte vectors of positions per micro-tile
+constexpr int64_t kOutBlock = 32;        // output channels per tile
+constexpr int64_t kLengthBlock = 256;    // output positions per tile (a multiple of every micro-tile width)
+constexpr int64_t kReductionBlock = 128; // (channel, tap) pairs per reduction block (at most, >= 1 channel)
+constexpr int64_t kGatherBudget = 1 << 17;  // elements of gathered input per reduction block (at most)
+constexpr int kMicroRows = 4;            // output channels per micro-tile
+constexpr int64_t kMaxOutBlocksPerTile = 8;  // output blocks sharing one gather of the input
 
-// A 32-byte vector (GCC/Clang vector extension: AVX on CPUs that have it, two SSE halves elsewhere).
-template <typename acc_t>
+#define CUSTOM_OPS_INLINE inline __attribute__((always_inline))
+
+// A vector of VB bytes (GCC/Clang vector extension; the instruction set is that of the function it is
+// inlined into).
+template <typename acc_t, int VB>
 struct Vec {
-  typedef acc_t type __attribute__((vector_size(32)));
-  static constexpr int kLanes = 32 / sizeof(acc_t);
-  static type load(const acc_t* p) {
+  typedef acc_t type __attribute__((vector_size(VB)));
+  static constexpr int kLanes = VB / sizeof(acc_t);
+  static CUSTOM_OPS_INLINE type load(const acc_t* p) {
     type v;
     std::memcpy(&v, p, sizeof(v));
     return v;
   }
-  static void store(acc_t* p, type v) { std::memcpy(p, &v, sizeof(v)); }
+  static CUSTOM_OPS_INLINE void store(acc_t* p, type v) { std::memcpy(p, &v, sizeof(v)); }
 };
 
-// Input of one reduction block as the micro-kernel sees it: tap k of channel c starts at
-// data + c * channel_stride + k * tap_stride, and position l is at offset l from there.
+template <typename T>
+T* align64(T* p) {
+  return reinterpret_cast<T*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t{63});
+}
+
+// Input of one reduction block as the micro-kernel sees it: term idx = c * K + k of the reduction
+// (channel c, tap k) reads position l at data + offsets[idx] + l.
 template <typename acc_t>
 struct BlockView {
   const acc_t* data;
-  int64_t channel_stride;
-  int64_t tap_stride;
-  int64_t channels;
-  int64_t taps;
+  const int64_t* offsets;
+  int64_t count;  // (channel, tap) terms of the block
 };
 
-// acc[i][l0 + (0 .. width)] += sum_{c, k} packed[(c * taps + k) * rows_total + i] * input(c, k)[l0 + ...]
-template <typename acc_t, int kRows>
-inline __attribute__((always_inline)) void micro_tile(acc_t* acc, int64_t acc_stride, int64_t l0,
-                                                      const BlockView<acc_t>& in, const acc_t* packed,
-                                                      int64_t rows_total) {
-  using V = Vec<acc_t>;
-  typename V::type a[kRows][kMicroVectors];
-  for (int i = 0; i < kRows; ++i)
-    for (int j = 0; j < kMicroVectors; ++j) a[i][j] = V::load(acc + i * acc_stride + l0 + j * V::kLanes);
-  for (int64_t c = 0; c < in.channels; ++c) {
-    for (int64_t k = 0; k < in.taps; ++k) {
-      const acc_t* x = in.data + c * in.channel_stride + k * in.tap_stride + l0;
-      const acc_t* w = packed + (c * in.taps + k) * rows_total;
-      typename V::type xv[kMicroVectors];
-      for (int j = 0; j < kMicroVectors; ++j) xv[j] = V::load(x + j * V::kLanes);
-      for (int i = 0; i < kRows; ++i) {
-        const acc_t wi = w[i];
-        for (int j = 0; j < kMicroVectors; ++j) a[i][j] += wi * xv[j];
+// Where a block's micro-tiles start from and go to. The scratch accumulators hold the tile between
+// reduction blocks. first: start from the bias (null: zero) instead of the scratch; out (when not
+// null, on the last block): columns entirely inside [0, width) are stored there instead of to the
+// scratch (the output itself, when it has the accumulation type).
+template <typename T>
+struct BlockIo {
+  T* scratch;
+  int64_t scratch_stride;
+  const T* bias;
+  bool first;
+  T* out;
+  int64_t out_stride;
+};
+
+// dst[i][0 .. V * lanes) = (kFirst ? bias[i] : src[i][...]) + sum_idx w[i * w_stride + idx] * x_idx[l0 + ...]
+template <typename acc_t, int VB, int R, int V, bool kFirst>
+CUSTOM_OPS_INLINE void micro_tile(const acc_t* src, int64_t src_stride, const acc_t* bias, acc_t* dst,
+                                  int64_t dst_stride, int64_t l0, const BlockView<acc_t>& in, const acc_t* w,
+                                  int64_t w_stride) {
+  using Vt = Vec<acc_t, VB>;
+  typename Vt::type a[R][V];
+  for (int i = 0; i < R; ++i)
+    for (int j = 0; j < V; ++j) {
+      if constexpr (kFirst) {
+        a[i][j] = typename Vt::type{} + (bias ? bias[i] : acc_t(0));
+      } else {
+        a[i][j] = Vt::load(src + i * src_stride + j * Vt::kLanes);
       }
     }
+  const acc_t* wr[R];
+  for (int i = 0; i < R; ++i) wr[i] = w + i * w_stride;
+  const acc_t* xb = in.data + l0;
+  for (int64_t idx = 0; idx < in.count; ++idx) {
+    const acc_t* x = xb + in.offsets[idx];
+    typename Vt::type xv[V];
+    for (int j = 0; j < V; ++j) xv[j] = Vt::load(x + j * Vt::kLanes);
+    for (int i = 0; i < R; ++i) {
+      const acc_t wi = wr[i][idx];
+      for (int j = 0; j < V; ++j) a[i][j] += wi * xv[j];
+    }
   }
-  for (int i = 0; i < kRows; ++i)
-    for (int j = 0; j < kMicroVectors; ++j) V::store(acc + i * acc_stride + l0 + j * V::kLanes, a[i][j]);
+  for (int i = 0; i < R; ++i)
+    for (int j = 0; j < V; ++j) Vt::store(dst + i * dst_stride + j * Vt::kLanes, a[i][j]);
 }
 
-template <typename acc_t>
-inline __attribute__((always_inline)) void accumulate_block_impl(acc_t* acc, int64_t acc_stride, int64_t rows,
-                                                                 int64_t width, const BlockView<acc_t>& in,
-                                                                 const acc_t* packed) {
-  constexpr int64_t kWidth = kMicroVectors * Vec<acc_t>::kLanes;
+// Every output channel of the tile over positions [l0, l0 + V * lanes), kR rows a micro-tile.
+template <typename acc_t, int VB, int kR, int V, bool kFirst>
+CUSTOM_OPS_INLINE void micro_column(const BlockIo<acc_t>& io, bool full, int64_t rows, int64_t l0,
+                                    const BlockView<acc_t>& in, const acc_t* w, int64_t ws) {
+  const acc_t* src = io.scratch + l0;
+  const int64_t ss = io.scratch_stride;
+  acc_t* dst = full ? io.out + l0 : io.scratch + l0;
+  const int64_t ds = full ? io.out_stride : io.scratch_stride;
+  const acc_t* bias = io.bias;
+#define CUSTOM_OPS_TILE(R)                                                                                        \
+  micro_tile<acc_t, VB, R, V, kFirst>(src + i * ss, ss, bias ? bias + i : nullptr, dst + i * ds, ds, l0, in, w + i * ws, \
+                                      ws)
   int64_t i = 0;
-  for (; i + kMicroRows <= rows; i += kMicroRows)
-    for (int64_t l = 0; l < width; l += kWidth)
-      micro_tile<acc_t, kMicroRows>(acc + i * acc_stride, acc_stride, l, in, packed + i, rows);
-  for (; i < rows; ++i)
-    for (int64_t l = 0; l < width; l += kWidth) micro_tile<acc_t, 1>(acc + i * acc_stride, acc_stride, l, in, packed + i, rows);
+  for (; i + kR <= rows; i += kR) CUSTOM_OPS_TILE(kR);
+  switch (rows - i) {
+    case 5: if constexpr (kR > 5) CUSTOM_OPS_TILE(5); break;
+    case 4: if constexpr (kR > 4) CUSTOM_OPS_TILE(4); break;
+    case 3: CUSTOM_OPS_TILE(3); break;
+    case 2: CUSTOM_OPS_TILE(2); break;
+    case 1: CUSTOM_OPS_TILE(1); break;
+    default: break;
+  }
+#undef CUSTOM_OPS_TILE
+}
+
+template <typename acc_t, int VB, int kR, int V>
+CUSTOM_OPS_INLINE void column(const BlockIo<acc_t>& io, int64_t rows, int64_t width, int64_t l,
+                              const BlockView<acc_t>& in, const acc_t* w, int64_t ws, int64_t& full_end) {
+  const bool full = io.out != nullptr && l + V * Vec<acc_t, VB>::kLanes <= width;
+  if (io.out != nullptr && !full && full_end == width) full_end = l;
+  if (io.first)
+    micro_column<acc_t, VB, kR, V, true>(io, full, rows, l, in, w, ws);
+  else
+    micro_column<acc_t, VB, kR, V, false>(io, full, rows, l, in, w, ws);
+}
+
+// Positions [0, width) rounded up to whole vectors (never past kLengthBlock): 4-vector columns while
+// more than 3 vectors remain (where kMaxV allows), then 2, then 1. Returns where the columns stored
+// to io.out end (io.out null: 0); the rest is in the scratch.
+template <typename acc_t, int VB, int kR, int kMaxV>
+CUSTOM_OPS_INLINE int64_t accumulate_block_impl(const BlockIo<acc_t>& io, int64_t rows, int64_t width,
+                                                const BlockView<acc_t>& in, const acc_t* w, int64_t ws) {
+  constexpr int64_t kL = Vec<acc_t, VB>::kLanes;
+  int64_t full_end = io.out != nullptr ? width : 0;
+  int64_t l = 0;
+  if constexpr (kMaxV >= 4) {
+    for (; width - l > 3 * kL; l += 4 * kL) column<acc_t, VB, kR, 4>(io, rows, width, l, in, w, ws, full_end);
+  }
+  for (; width - l > kL; l += 2 * kL) column<acc_t, VB, kR, 2>(io, rows, width, l, in, w, ws, full_end);
+  for (; l < width; l += kL) column<acc_t, VB, kR, 1>(io, rows, width, l, in, w, ws, full_end);
+  return full_end;
 }
 
 // dst[j] = x[(first + j * step) * x_stride] for 0 <= j < count, zero where the position is outside
 // [0, length): the zero padding. The in-bounds run is a tight conversion loop without branches.
 template <typename acc_t, typename scalar_t>
-void gather_row(acc_t* dst, int64_t count, const scalar_t* x, int64_t x_stride, int64_t first, int64_t step,
-                int64_t length) {
+CUSTOM_OPS_INLINE void gather_row(acc_t* dst, int64_t count, const scalar_t* x, int64_t x_stride, int64_t first,
+                                  int64_t step, int64_t length) {
   // In bounds for j in [j0, j1): first + j * step >= 0 and < length.
   const int64_t j0 = std::min(count, first >= 0 ? int64_t{0} : (-first + step - 1) / step);
   const int64_t j1 = std::max(j0, std::min(count, first >= length ? int64_t{0} : (length - first + step - 1) / step));
@@ -113,6 +205,8 @@ void gather_row(acc_t* dst, int64_t count, const scalar_t* x, int64_t x_stride, 
     acc_t* out = dst + j0;
     if (hop == 1) {
       for (int64_t j = 0; j < n; ++j) out[j] = static_cast<acc_t>(src[j]);
+    } else if (hop == 2) {
+      for (int64_t j = 0; j < n; ++j) out[j] = static_cast<acc_t>(src[2 * j]);
     } else {
       for (int64_t j = 0; j < n; ++j) out[j] = static_cast<acc_t>(src[j * hop]);
     }
@@ -120,97 +214,563 @@ void gather_row(acc_t* dst, int64_t count, const scalar_t* x, int64_t x_stride, 
   std::fill(dst + j1, dst + count, acc_t(0));
 }
 
-// Built twice on x86-64 (AVX2+FMA and baseline) and picked at load time, so the plugin runs on any
-// x86-64 CPU and uses 256-bit FMAs where they exist.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define CUSTOM_OPS_CPU_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define CUSTOM_OPS_CPU_CLONES
+// The input of one reduction block: for each of `channels` channels (x_stride_c apart), one row of
+// row_length per used phase p: row[m] = x[base + phases[p] + m * stride].
+template <typename acc_t, typename scalar_t>
+struct GatherArgs {
+  acc_t* dst;
+  int64_t channels, rows_per_channel, row_length, count;  // rows row_length apart, count elements gathered
+  const scalar_t* x;  // the block's first channel
+  int64_t x_stride_c, x_stride_l, base, stride, length;
+  const int64_t* phases;
+};
+
+template <typename acc_t, typename scalar_t>
+CUSTOM_OPS_INLINE void gather_block_impl(const GatherArgs<acc_t, scalar_t>& a) {
+  for (int64_t ci = 0; ci < a.channels; ++ci) {
+    const scalar_t* x_row = a.x + ci * a.x_stride_c;
+    acc_t* dst = a.dst + ci * a.rows_per_channel * a.row_length;
+    for (int64_t p = 0; p < a.rows_per_channel; ++p)
+      gather_row(dst + p * a.row_length, a.count, x_row, a.x_stride_l, a.base + a.phases[p], a.stride, a.length);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Instruction sets, picked at run time. ISA-specific code is compiled with function-level target
+// attributes, so the library itself needs no -m flags and runs on any x86-64 CPU.
+// CUSTOM_OPS_CPU_ISA=avx512bf16|avx512|avx2|generic lowers the choice (for tests and comparisons), never raises it.
+// ---------------------------------------------------------------------------------------------------
+enum class Isa { kGeneric, kAvx2, kAvx512, kAvx512Bf16 };
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define CUSTOM_OPS_X86_DISPATCH 1
+#define CUSTOM_OPS_TARGET_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")))
+#define CUSTOM_OPS_TARGET_AVX2 __attribute__((target("avx2,fma")))
 #endif
 
-CUSTOM_OPS_CPU_CLONES void accumulate_block(float* acc, int64_t acc_stride, int64_t rows, int64_t width,
-                                            const BlockView<float>& in, const float* packed) {
-  accumulate_block_impl(acc, acc_stride, rows, width, in, packed);
+Isa detect_isa() {
+  Isa best = Isa::kGeneric;
+#ifdef CUSTOM_OPS_X86_DISPATCH
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) best = Isa::kAvx2;
+  if (best == Isa::kAvx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq"))
+    best = Isa::kAvx512;
+  if (best == Isa::kAvx512 && __builtin_cpu_supports("avx512bf16")) best = Isa::kAvx512Bf16;
+#endif
+  if (const char* env = std::getenv("CUSTOM_OPS_CPU_ISA")) {
+    Isa asked = best;
+    if (std::strcmp(env, "generic") == 0) asked = Isa::kGeneric;
+    else if (std::strcmp(env, "avx2") == 0) asked = Isa::kAvx2;
+    else if (std::strcmp(env, "avx512") == 0) asked = Isa::kAvx512;
+    else if (std::strcmp(env, "avx512bf16") == 0) asked = Isa::kAvx512Bf16;
+    if (static_cast<int>(asked) < static_cast<int>(best)) best = asked;
+  }
+  return best;
 }
-CUSTOM_OPS_CPU_CLONES void accumulate_block(double* acc, int64_t acc_stride, int64_t rows, int64_t width,
-                                            const BlockView<double>& in, const double* packed) {
-  accumulate_block_impl(acc, acc_stride, rows, width, in, packed);
+
+Isa cpu_isa() {
+  static const Isa isa = detect_isa();
+  return isa;
+}
+
+#define CUSTOM_OPS_ACCUMULATE_ARGS(T) \
+  const BlockIo<T>&io, int64_t rows, int64_t width, const BlockView<T>&in, const T *w, int64_t ws
+#define CUSTOM_OPS_ACCUMULATE_PASS io, rows, width, in, w, ws
+
+template <typename acc_t>
+int64_t accumulate_generic(CUSTOM_OPS_ACCUMULATE_ARGS(acc_t)) {
+  return accumulate_block_impl<acc_t, 16, kMicroRows, 2>(CUSTOM_OPS_ACCUMULATE_PASS);
+}
+template <typename acc_t, typename scalar_t>
+void gather_generic(const GatherArgs<acc_t, scalar_t>& a) {
+  gather_block_impl(a);
+}
+#ifdef CUSTOM_OPS_X86_DISPATCH
+template <typename acc_t>
+CUSTOM_OPS_TARGET_AVX2 int64_t accumulate_avx2(CUSTOM_OPS_ACCUMULATE_ARGS(acc_t)) {
+  return accumulate_block_impl<acc_t, 32, kMicroRows, 2>(CUSTOM_OPS_ACCUMULATE_PASS);
+}
+template <typename acc_t>
+CUSTOM_OPS_TARGET_AVX512 int64_t accumulate_avx512(CUSTOM_OPS_ACCUMULATE_ARGS(acc_t)) {
+  return accumulate_block_impl<acc_t, 64, 6, 4>(CUSTOM_OPS_ACCUMULATE_PASS);
+}
+template <typename acc_t, typename scalar_t>
+CUSTOM_OPS_TARGET_AVX2 void gather_avx2(const GatherArgs<acc_t, scalar_t>& a) {
+  gather_block_impl(a);
+}
+template <typename acc_t, typename scalar_t>
+CUSTOM_OPS_TARGET_AVX512 void gather_avx512(const GatherArgs<acc_t, scalar_t>& a) {
+  gather_block_impl(a);
+}
+#endif
+
+#ifdef CUSTOM_OPS_X86_DISPATCH
+// dst[l] = bfloat16(src[l]), round to nearest even (vcvtneps2bf16), for 0 <= l < n.
+__attribute__((target("avx512f,avx512vl,avx512bw,avx512bf16"))) void round_to_bf16_avx512(uint16_t* dst,
+                                                                                          const float* src,
+                                                                                          int64_t n) {
+  int64_t l = 0;
+  for (; l + 16 <= n; l += 16)
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + l), (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(src + l)));
+  if (l < n) {
+    const __mmask16 mask = static_cast<__mmask16>((1u << (n - l)) - 1);
+    _mm256_mask_storeu_epi16(dst + l, mask, (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(mask, src + l)));
+  }
+}
+#endif
+
+template <typename acc_t, typename scalar_t>
+struct Kernels {
+  int64_t (*accumulate)(CUSTOM_OPS_ACCUMULATE_ARGS(acc_t));
+  void (*gather)(const GatherArgs<acc_t, scalar_t>&);
+};
+
+template <typename acc_t, typename scalar_t>
+Kernels<acc_t, scalar_t> pick_kernels() {
+#ifdef CUSTOM_OPS_X86_DISPATCH
+  switch (cpu_isa()) {
+    case Isa::kAvx512Bf16:
+    case Isa::kAvx512: return {accumulate_avx512<acc_t>, gather_avx512<acc_t, scalar_t>};
+    case Isa::kAvx2: return {accumulate_avx2<acc_t>, gather_avx2<acc_t, scalar_t>};
+    default: break;
+  }
+#endif
+  return {accumulate_generic<acc_t>, gather_generic<acc_t, scalar_t>};
 }
 
 template <typename scalar_t>
 void conv1d_cpu_kernel(const at::Tensor& input, const at::Tensor& weight, const scalar_t* bias, at::Tensor& out,
                        const Geometry& g) {
   using acc_t = at::opmath_type<scalar_t>;
+  constexpr bool kSameType = std::is_same_v<acc_t, scalar_t>;
+  const Kernels<acc_t, scalar_t> kern = pick_kernels<acc_t, scalar_t>();
   const int64_t C_g = g.in_channels_per_group();
   const int64_t O_g = g.out_channels_per_group();
   const int64_t K = g.kernel_size, L = g.in_length, L_out = g.out_length;
   const int64_t stride = g.stride, dilation = g.dilation, pad = g.pad_left;
-  const int64_t reach = (K - 1) * dilation + 1;  // input elements one output position looks at
   const int64_t out_blocks = (O_g + kOutBlock - 1) / kOutBlock;
   const int64_t length_blocks = (L_out + kLengthBlock - 1) / kLengthBlock;
-  const int64_t tiles = g.batch * g.groups * out_blocks * length_blocks;
-  // Stride 1 (and dilation no wider than a tile): a window of kLengthBlock + halo per channel, which
-  // is smaller than K rows. Otherwise kLengthBlock per (channel, tap).
-  const bool use_window = stride == 1 && dilation <= kLengthBlock;
-  const int64_t row_length = use_window ? kLengthBlock + reach - 1 : kLengthBlock;
-  const int64_t rows_per_channel = use_window ? 1 : K;
-  const int64_t channel_block =
-      std::clamp<int64_t>(kGatherBudget / (rows_per_channel * row_length), 1, std::min(kChannelBlock, std::max<int64_t>(C_g, 1)));
+
+  // Output blocks per tile: they share each gather of the input. As many as leave >= 4 tiles a thread
+  // (and at most kMaxOutBlocksPerTile, for the accumulators to stay in L2).
+  const int64_t base_tiles = g.batch * g.groups * length_blocks;
+  const int64_t min_tiles = 4 * static_cast<int64_t>(at::get_num_threads());
+  int64_t blocks_per_tile = std::min(out_blocks, kMaxOutBlocksPerTile);
+  while (blocks_per_tile > 1 && base_tiles * ((out_blocks + blocks_per_tile - 1) / blocks_per_tile) < min_tiles)
+    blocks_per_tile = (blocks_per_tile + 1) / 2;
+  const int64_t out_chunks = (out_blocks + blocks_per_tile - 1) / blocks_per_tile;
+  const int64_t tiles = base_tiles * out_chunks;
+
+  // Phase decomposition: tap k reads phase row r_k = (k * dilation) % stride, shifted by
+  // q_k = (k * dilation) / stride. Only the phases some tap uses get a row.
+  std::vector<int64_t> phase_row(stride, -1), phases, tap_offset(K);
+  for (int64_t k = 0; k < K; ++k) {
+    const int64_t r = (k * dilation) % stride;
+    if (phase_row[r] < 0) {
+      phase_row[r] = static_cast<int64_t>(phases.size());
+      phases.push_back(r);
+    }
+  }
+  const int64_t rows_per_channel = static_cast<int64_t>(phases.size());
+  // Rows 64 bytes apart (whole cache lines) in 64-byte aligned buffers: taps with no shift load aligned.
+  const int64_t halo = ((K - 1) * dilation) / stride;
+  const int64_t row_length = (kLengthBlock + halo + 15) / 16 * 16;
+  for (int64_t k = 0; k < K; ++k)
+    tap_offset[k] = phase_row[(k * dilation) % stride] * row_length + (k * dilation) / stride;
+  // bfloat16 outputs of this float32 path rounded 16 at a time where the CPU has AVX-512-BF16.
+  void (*round_bf16)(uint16_t*, const float*, int64_t) = nullptr;
+#ifdef CUSTOM_OPS_X86_DISPATCH
+  if (cpu_isa() == Isa::kAvx512Bf16) round_bf16 = round_to_bf16_avx512;
+#endif
+  const int64_t channel_block = std::clamp<int64_t>(
+      std::min(kReductionBlock / K, kGatherBudget / (rows_per_channel * row_length)), 1, std::max<int64_t>(C_g, 1));
 
   const scalar_t* x = input.const_data_ptr<scalar_t>();
-  const scalar_t* w = weight.const_data_ptr<scalar_t>();  // contiguous (O, C_g, K)
-  scalar_t* y = out.mutable_data_ptr<scalar_t>();          // contiguous (N, O, L_out)
+  scalar_t* y = out.mutable_data_ptr<scalar_t>();  // contiguous (N, O, L_out)
   const int64_t xs_n = input.stride(0), xs_c = input.stride(1), xs_l = input.stride(2);
+  // Weights in their contiguous (O, C_g, K) layout, in the accumulation type (16-bit types converted
+  // once here); the micro-kernel broadcasts from R rows of them. The bias likewise.
+  const int64_t CK = C_g * K;
+  at::Tensor w_acc;
+  std::vector<acc_t> bias_acc;
+  if constexpr (!kSameType) {
+    w_acc = weight.to(c10::CppTypeToScalarType<acc_t>::value).contiguous();
+    if (bias) bias_acc.assign(bias, bias + g.out_channels);
+  }
+  const acc_t* w = kSameType ? reinterpret_cast<const acc_t*>(weight.const_data_ptr<scalar_t>())
+                             : w_acc.template const_data_ptr<acc_t>();
+  const acc_t* b_acc = kSameType ? reinterpret_cast<const acc_t*>(bias) : (bias ? bias_acc.data() : nullptr);
+  // Stride-1 tiles whose window lies inside the input read it in place.
+  const bool direct_ok = kSameType && stride == 1 && xs_l == 1;
 
   at::parallel_for(0, tiles, 1, [&](int64_t begin, int64_t end) {
-    std::vector<acc_t> gathered(channel_block * rows_per_channel * row_length);
-    std::vector<acc_t> packed(channel_block * K * kOutBlock);
-    std::vector<acc_t> acc(kOutBlock * kLengthBlock);
+    std::vector<acc_t> gathered_storage(channel_block * rows_per_channel * row_length + 64 / sizeof(acc_t));
+    acc_t* const gathered = align64(gathered_storage.data());
+    std::vector<acc_t> acc_storage(blocks_per_tile * kOutBlock * kLengthBlock + 64 / sizeof(acc_t));
+    acc_t* const acc = align64(acc_storage.data());
+    std::vector<int64_t> offsets(channel_block * K);
     for (int64_t tile = begin; tile < end; ++tile) {
       int64_t rest = tile;
       const int64_t lb = rest % length_blocks;
       rest /= length_blocks;
-      const int64_t ob = rest % out_blocks;
-      rest /= out_blocks;
+      const int64_t oc = rest % out_chunks;
+      rest /= out_chunks;
       const int64_t grp = rest % g.groups;
       const int64_t n = rest / g.groups;
 
       const int64_t l0 = lb * kLengthBlock, nl = std::min(kLengthBlock, L_out - l0);
-      const int64_t o0 = grp * O_g + ob * kOutBlock, no = std::min(kOutBlock, O_g - ob * kOutBlock);
-      for (int64_t oi = 0; oi < no; ++oi) {
-        const acc_t b = bias ? static_cast<acc_t>(bias[o0 + oi]) : acc_t(0);
-        std::fill_n(acc.data() + oi * kLengthBlock, kLengthBlock, b);
+      const int64_t o0 = grp * O_g + oc * blocks_per_tile * kOutBlock;  // first output channel of the tile
+      const int64_t no = std::min(blocks_per_tile * kOutBlock, O_g - oc * blocks_per_tile * kOutBlock);
+      scalar_t* y_tile = y + (n * g.out_channels + o0) * L_out + l0;
+      // Positions the micro-tiles read: nl rounded up to whole 64-position columns, plus the halo.
+      const int64_t count = std::min(row_length, (nl + 63) / 64 * 64 + halo);
+      const int64_t base = l0 * stride - pad;
+      const bool direct = direct_ok && base >= 0 && base + count <= L;
+      int64_t full_end = 0;  // positions [0, full_end) of every row went straight to the output
+      if (C_g == 0) {  // no input channels: the bias alone (zero without one)
+        for (int64_t oi = 0; oi < no; ++oi)
+          std::fill_n(acc + oi * kLengthBlock, nl, b_acc ? b_acc[o0 + oi] : acc_t(0));
       }
       for (int64_t c0 = 0; c0 < C_g; c0 += channel_block) {
         const int64_t nc = std::min(channel_block, C_g - c0);
-        // Gather the block's input (positions past nl are computed and discarded, never stored).
-        for (int64_t ci = 0; ci < nc; ++ci) {
-          const scalar_t* x_row = x + n * xs_n + (grp * C_g + c0 + ci) * xs_c;
-          acc_t* dst = gathered.data() + ci * rows_per_channel * row_length;
-          for (int64_t r = 0; r < rows_per_channel; ++r, dst += row_length) {
-            // window: dst[j] = x[l0 - pad + j]; rows: dst[j] = x[(l0 + j) * stride + r * dilation - pad]
-            const int64_t first = l0 * stride - pad + r * dilation;
-            const int64_t step = use_window ? 1 : stride;
-            gather_row(dst, row_length, x_row, xs_l, first, step, L);
-          }
+        const scalar_t* x_block = x + n * xs_n + (grp * C_g + c0) * xs_c;
+        const acc_t* data = gathered;
+        int64_t channel_stride = rows_per_channel * row_length;
+        if (direct) {
+          data = reinterpret_cast<const acc_t*>(x_block) + base;
+          channel_stride = xs_c;
+        } else {
+          // Positions past nl are computed and discarded, never stored.
+          kern.gather({gathered, nc, rows_per_channel, row_length, count, x_block, xs_c, xs_l, base, stride, L,
+                       phases.data()});
         }
-        // Pack the block's weights as [channel][tap][output channel]: one contiguous row per (c, k).
         for (int64_t ci = 0; ci < nc; ++ci)
-          for (int64_t k = 0; k < K; ++k)
-            for (int64_t oi = 0; oi < no; ++oi)
-              packed[(ci * K + k) * no + oi] = static_cast<acc_t>(w[((o0 + oi) * C_g + c0 + ci) * K + k]);
-        const BlockView<acc_t> view{gathered.data(), rows_per_channel * row_length,
-                                    use_window ? dilation : row_length, nc, K};
-        accumulate_block(acc.data(), kLengthBlock, no, nl, view, packed.data());
+          for (int64_t k = 0; k < K; ++k) offsets[ci * K + k] = ci * channel_stride + tap_offset[k];
+        const BlockView<acc_t> view{data, offsets.data(), nc * K};
+        const bool first = c0 == 0, last = c0 + nc >= C_g;
+        // All the tile's output channels per column (the weights stream from L2).
+        acc_t* y_direct = nullptr;
+        if constexpr (kSameType) {
+          if (last) y_direct = reinterpret_cast<acc_t*>(y_tile);
+        }
+        const BlockIo<acc_t> io{acc, kLengthBlock, b_acc ? b_acc + o0 : nullptr, first, y_direct, L_out};
+        full_end = kern.accumulate(io, no, nl, view, w + o0 * CK + c0 * K, CK);
       }
       for (int64_t oi = 0; oi < no; ++oi) {
-        scalar_t* y_row = y + (n * g.out_channels + o0 + oi) * L_out + l0;
-        const acc_t* a = acc.data() + oi * kLengthBlock;
-        for (int64_t l = 0; l < nl; ++l) y_row[l] = static_cast<scalar_t>(a[l]);
+        scalar_t* y_row = y_tile + oi * L_out;
+        const acc_t* a = acc + oi * kLengthBlock;
+        if constexpr (std::is_same_v<scalar_t, c10::BFloat16>) {
+          if (round_bf16) {
+            round_bf16(reinterpret_cast<uint16_t*>(y_row) + full_end, a + full_end, nl - full_end);
+            continue;
+          }
+        }
+        for (int64_t l = full_end; l < nl; ++l) y_row[l] = static_cast<scalar_t>(a[l]);
       }
     }
   });
 }
+
+#ifdef CUSTOM_OPS_X86_DISPATCH
+// ---------------------------------------------------------------------------------------------------
+// bfloat16 with AVX-512-BF16: vdpbf16ps multiplies pairs of bfloat16 and adds both products to a float32
+// lane (products exact, float32 accumulation). The pairs are two input channels of the same tap: the
+// gather interleaves channels (2p, 2p + 1) into 32-bit elements, the weights are packed once per call
+// as [o][channel pair][tap] pairs, broadcast as 32 bits. Same tiles, phases and blocking as above;
+// a group of odd size pairs its last channel with zeros.
+// ---------------------------------------------------------------------------------------------------
+#define CUSTOM_OPS_TARGET_AVX512BF16 \
+  __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx512bf16,avx2,fma")))
+
+// 6 rows x 4 zmm = 24 accumulators (+ 4 inputs + 1 broadcast of 32 registers): each input vector feeds
+// 6 dot products, each weight broadcast 4.
+constexpr int kMicroRowsBf16 = 6;
+
+struct PairView {
+  const uint32_t* data;  // term idx = pair * K + k reads position l at data + offsets[idx] + l
+  const int64_t* offsets;
+  int64_t count;
+};
+
+template <int R, int V, bool kFirst>
+CUSTOM_OPS_TARGET_AVX512BF16 CUSTOM_OPS_INLINE void micro_tile_bf16(float* acc, int64_t acc_stride, const float* bias,
+                                                                    int64_t l0, const PairView& in,
+                                                                    const uint32_t* w, int64_t w_stride,
+                                                                    uint16_t* out, int64_t out_stride) {
+  __m512 a[R][V];
+  for (int i = 0; i < R; ++i)
+    for (int j = 0; j < V; ++j) {
+      if constexpr (kFirst) {
+        a[i][j] = _mm512_set1_ps(bias ? bias[i] : 0.f);
+      } else {
+        a[i][j] = _mm512_loadu_ps(acc + i * acc_stride + l0 + j * 16);
+      }
+    }
+  const uint32_t* wr[R];
+  for (int i = 0; i < R; ++i) wr[i] = w + i * w_stride;
+  const uint32_t* xb = in.data + l0;
+  for (int64_t idx = 0; idx < in.count; ++idx) {
+    const uint32_t* x = xb + in.offsets[idx];
+    __m512i xv[V];
+    for (int j = 0; j < V; ++j) xv[j] = _mm512_loadu_si512(x + j * 16);
+    for (int i = 0; i < R; ++i) {
+      const __m512i wi = _mm512_set1_epi32(static_cast<int>(wr[i][idx]));
+      for (int j = 0; j < V; ++j) a[i][j] = _mm512_dpbf16_ps(a[i][j], (__m512bh)xv[j], (__m512bh)wi);
+    }
+  }
+  if (out != nullptr) {  // the last block, a column inside the output: round to bfloat16 (RNE) and store
+    for (int i = 0; i < R; ++i)
+      for (int j = 0; j < V; ++j)
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i * out_stride + l0 + j * 16),
+                            (__m256i)_mm512_cvtneps_pbh(a[i][j]));
+  } else {
+    for (int i = 0; i < R; ++i)
+      for (int j = 0; j < V; ++j) _mm512_storeu_ps(acc + i * acc_stride + l0 + j * 16, a[i][j]);
+  }
+}
+
+template <int V, bool kFirst>
+CUSTOM_OPS_TARGET_AVX512BF16 CUSTOM_OPS_INLINE void micro_column_bf16(float* acc, int64_t acc_stride, const float* bias,
+                                                                      int64_t rows, int64_t l0, const PairView& in,
+                                                                      const uint32_t* w, int64_t ws, uint16_t* out,
+                                                                      int64_t os) {
+#define CUSTOM_OPS_BF16_TILE(R)                                                                                   \
+  micro_tile_bf16<R, V, kFirst>(acc + i * acc_stride, acc_stride, bias ? bias + i : nullptr, l0, in, w + i * ws, ws, \
+                                out ? out + i * os : nullptr, os)
+  int64_t i = 0;
+  for (; i + kMicroRowsBf16 <= rows; i += kMicroRowsBf16) CUSTOM_OPS_BF16_TILE(kMicroRowsBf16);
+  switch (rows - i) {
+    case 5: CUSTOM_OPS_BF16_TILE(5); break;
+    case 4: CUSTOM_OPS_BF16_TILE(4); break;
+    case 3: CUSTOM_OPS_BF16_TILE(3); break;
+    case 2: CUSTOM_OPS_BF16_TILE(2); break;
+    case 1: CUSTOM_OPS_BF16_TILE(1); break;
+    default: break;
+  }
+#undef CUSTOM_OPS_BF16_TILE
+}
+
+template <int V, bool kFirst>
+CUSTOM_OPS_TARGET_AVX512BF16 CUSTOM_OPS_INLINE void column_bf16(float* acc, int64_t acc_stride, const float* bias,
+                                                                int64_t rows, int64_t width, int64_t l,
+                                                                const PairView& in, const uint32_t* w, int64_t ws,
+                                                                uint16_t* out, int64_t os, int64_t& full_end) {
+  const bool full = out != nullptr && l + V * 16 <= width;
+  if (out != nullptr && !full && full_end == width) full_end = l;
+  micro_column_bf16<V, kFirst>(acc, acc_stride, bias, rows, l, in, w, ws, full ? out : nullptr, os);
+}
+
+template <bool kFirst>
+CUSTOM_OPS_TARGET_AVX512BF16 CUSTOM_OPS_INLINE int64_t accumulate_bf16_impl(float* acc, int64_t acc_stride,
+                                                                            const float* bias, int64_t rows,
+                                                                            int64_t width, const PairView& in,
+                                                                            const uint32_t* w, int64_t ws,
+                                                                            uint16_t* out, int64_t os) {
+  int64_t full_end = out != nullptr ? width : 0;
+  int64_t l = 0;
+  for (; width - l > 48; l += 64) column_bf16<4, kFirst>(acc, acc_stride, bias, rows, width, l, in, w, ws, out, os, full_end);
+  for (; width - l > 16; l += 32) column_bf16<2, kFirst>(acc, acc_stride, bias, rows, width, l, in, w, ws, out, os, full_end);
+  for (; l < width; l += 16) column_bf16<1, kFirst>(acc, acc_stride, bias, rows, width, l, in, w, ws, out, os, full_end);
+  return full_end;
+}
+
+// The tile's scratch accumulators += one reduction block (first: the bias, null for zero, instead of
+// the scratch's contents). out (the last block): columns inside [0, width) go to the bfloat16 output
+// (rows os apart) instead; returns where they end (out null: 0), the rest is in the scratch.
+CUSTOM_OPS_TARGET_AVX512BF16 int64_t accumulate_bf16(float* acc, int64_t acc_stride, const float* bias, bool first,
+                                                     int64_t rows, int64_t width, const PairView& in,
+                                                     const uint32_t* w, int64_t ws, uint16_t* out, int64_t os) {
+  if (first) return accumulate_bf16_impl<true>(acc, acc_stride, bias, rows, width, in, w, ws, out, os);
+  return accumulate_bf16_impl<false>(acc, acc_stride, bias, rows, width, in, w, ws, out, os);
+}
+
+// Pairs [0, pairs) of one reduction block: dst row (p, r)[m] = lo | hi << 16 for m < count (rows
+// row_length apart) with lo, hi the bfloat16 bits of channels 2p and 2p + 1 at base + phases[r] + m *
+// stride (zero outside the input, and hi zero for a missing last channel). lo_tmp, hi_tmp: count
+// elements each.
+CUSTOM_OPS_TARGET_AVX512BF16 void gather_pairs_bf16(uint32_t* dst, int64_t pairs, int64_t channels,
+                                                    int64_t rows_per_channel, int64_t row_length, int64_t count,
+                                                    const c10::BFloat16* x, int64_t xs_c, int64_t xs_l, int64_t base,
+                                                    int64_t stride, int64_t length, const int64_t* phases,
+                                                    uint16_t* lo_tmp, uint16_t* hi_tmp) {
+  static_assert(sizeof(c10::BFloat16) == sizeof(uint16_t), "bfloat16 is 16 bits");
+  for (int64_t p = 0; p < pairs; ++p) {
+    const bool has_hi = 2 * p + 1 < channels;
+    for (int64_t r = 0; r < rows_per_channel; ++r) {
+      const int64_t first = base + phases[r];
+      uint32_t* out = dst + (p * rows_per_channel + r) * row_length;
+      if (has_hi && stride == 1 && xs_l == 1 && first >= 0 && first + count <= length) {
+        // Inside the input, unit stride: interleave the two rows in one pass.
+        const uint16_t* lo = reinterpret_cast<const uint16_t*>(x + 2 * p * xs_c + first);
+        const uint16_t* hi = reinterpret_cast<const uint16_t*>(x + (2 * p + 1) * xs_c + first);
+        for (int64_t m = 0; m < count; ++m)
+          out[m] = static_cast<uint32_t>(lo[m]) | (static_cast<uint32_t>(hi[m]) << 16);
+        continue;
+      }
+      if (stride == 2 && xs_l == 1 && first >= 0 && first + 2 * count - 1 <= length) {
+        // Inside the input, stride 2: 32 consecutive elements of each row hold 16 of this phase (the
+        // even ones); one two-source word permute interleaves them. Masked loads at the row's end.
+        const uint16_t* lo = reinterpret_cast<const uint16_t*>(x + 2 * p * xs_c + first);
+        const uint16_t* hi = has_hi ? reinterpret_cast<const uint16_t*>(x + (2 * p + 1) * xs_c + first) : nullptr;
+        alignas(64) static constexpr uint16_t kEvenPairs[32] = {0,  32, 2,  34, 4,  36, 6,  38, 8,  40, 10,
+                                                                42, 12, 44, 14, 46, 16, 48, 18, 50, 20, 52,
+                                                                22, 54, 24, 56, 26, 58, 28, 60, 30, 62};
+        const __m512i index = _mm512_load_si512(kEvenPairs);
+        for (int64_t m = 0; m < count; m += 16) {
+          const int64_t in_row = std::min<int64_t>(32, 2 * (count - m) - 1);  // elements this step may read
+          const __mmask32 mask = in_row >= 32 ? ~__mmask32{0} : ((__mmask32{1} << in_row) - 1);
+          const __m512i a = _mm512_maskz_loadu_epi16(mask, lo + 2 * m);
+          const __m512i b = hi ? _mm512_maskz_loadu_epi16(mask, hi + 2 * m) : _mm512_setzero_si512();
+          const __m512i v = _mm512_permutex2var_epi16(a, index, b);
+          const int64_t n_out = std::min<int64_t>(16, count - m);
+          _mm512_mask_storeu_epi32(out + m, static_cast<__mmask16>((1u << n_out) - 1), v);
+        }
+        continue;
+      }
+      gather_row(reinterpret_cast<c10::BFloat16*>(lo_tmp), count, x + 2 * p * xs_c, xs_l, first, stride, length);
+      if (has_hi)
+        gather_row(reinterpret_cast<c10::BFloat16*>(hi_tmp), count, x + (2 * p + 1) * xs_c, xs_l, first, stride,
+                   length);
+      else
+        std::fill_n(hi_tmp, count, uint16_t{0});
+      for (int64_t m = 0; m < count; ++m)
+        out[m] = static_cast<uint32_t>(lo_tmp[m]) | (static_cast<uint32_t>(hi_tmp[m]) << 16);
+    }
+  }
+}
+
+// packed[o][p][k] = w[o][2p][k] | w[o][2p + 1][k] << 16 (the last pair of an odd C_g: hi 0) for
+// o in [o_begin, o_end). Within a row this is a fixed permutation of every 2K words (word 2k of a pair
+// block from word k, word 2k + 1 from word K + k): with 2K <= 32, one word permute moves
+// floor(32 / 2K) whole blocks at a time.
+CUSTOM_OPS_TARGET_AVX512BF16 void pack_pairs_bf16(uint32_t* packed, const uint16_t* w, int64_t o_begin, int64_t o_end,
+                                                  int64_t C_g, int64_t K) {
+  const int64_t P_g = (C_g + 1) / 2, PK = P_g * K, block = 2 * K, full_pairs = C_g / 2;
+  const int64_t blocks_per_step = block <= 32 ? 32 / block : 0;
+  alignas(64) uint16_t index[32] = {};
+  for (int64_t j = 0; j < blocks_per_step * block; ++j) {
+    const int64_t b = j / block, r = j % block;
+    index[j] = static_cast<uint16_t>(b * block + (r % 2 == 0 ? r / 2 : K + r / 2));
+  }
+  const __m512i perm = _mm512_load_si512(index);
+  for (int64_t o = o_begin; o < o_end; ++o) {
+    const uint16_t* wo = w + o * C_g * K;
+    uint32_t* dst = packed + o * PK;
+    int64_t p = 0;
+    if (blocks_per_step > 0) {
+      const int64_t step_words = blocks_per_step * block;
+      const __mmask32 mask = step_words >= 32 ? ~__mmask32{0} : ((__mmask32{1} << step_words) - 1);
+      for (; p + blocks_per_step <= full_pairs; p += blocks_per_step) {
+        const __m512i v = _mm512_permutexvar_epi16(perm, _mm512_maskz_loadu_epi16(mask, wo + p * block));
+        _mm512_mask_storeu_epi16(reinterpret_cast<uint16_t*>(dst + p * K), mask, v);
+      }
+    }
+    for (; p < full_pairs; ++p) {
+      const uint16_t* lo = wo + 2 * p * K;
+      for (int64_t k = 0; k < K; ++k)
+        dst[p * K + k] = static_cast<uint32_t>(lo[k]) | (static_cast<uint32_t>(lo[K + k]) << 16);
+    }
+    if (C_g % 2 == 1)
+      for (int64_t k = 0; k < K; ++k) dst[(P_g - 1) * K + k] = wo[(C_g - 1) * K + k];
+  }
+}
+
+void conv1d_cpu_bf16_dot(const at::Tensor& input, const at::Tensor& weight, const c10::BFloat16* bias,
+                         at::Tensor& out, const Geometry& g) {
+  const int64_t C_g = g.in_channels_per_group();
+  const int64_t O_g = g.out_channels_per_group();
+  const int64_t P_g = (C_g + 1) / 2;  // channel pairs per group
+  const int64_t K = g.kernel_size, L = g.in_length, L_out = g.out_length;
+  const int64_t stride = g.stride, dilation = g.dilation, pad = g.pad_left;
+  const int64_t out_blocks = (O_g + kOutBlock - 1) / kOutBlock;
+  const int64_t length_blocks = (L_out + kLengthBlock - 1) / kLengthBlock;
+  const int64_t base_tiles = g.batch * g.groups * length_blocks;
+  const int64_t min_tiles = 4 * static_cast<int64_t>(at::get_num_threads());
+  int64_t blocks_per_tile = std::min(out_blocks, kMaxOutBlocksPerTile);
+  while (blocks_per_tile > 1 && base_tiles * ((out_blocks + blocks_per_tile - 1) / blocks_per_tile) < min_tiles)
+    blocks_per_tile = (blocks_per_tile + 1) / 2;
+  const int64_t out_chunks = (out_blocks + blocks_per_tile - 1) / blocks_per_tile;
+  const int64_t tiles = base_tiles * out_chunks;
+
+  std::vector<int64_t> phase_row(stride, -1), phases, tap_offset(K);
+  for (int64_t k = 0; k < K; ++k) {
+    const int64_t r = (k * dilation) % stride;
+    if (phase_row[r] < 0) {
+      phase_row[r] = static_cast<int64_t>(phases.size());
+      phases.push_back(r);
+    }
+  }
+  const int64_t rows_per_channel = static_cast<int64_t>(phases.size());
+  // Rows 64 bytes apart (whole cache lines) in 64-byte aligned buffers: taps with no shift load aligned.
+  const int64_t halo = ((K - 1) * dilation) / stride;
+  const int64_t row_length = (kLengthBlock + halo + 15) / 16 * 16;
+  for (int64_t k = 0; k < K; ++k)
+    tap_offset[k] = phase_row[(k * dilation) % stride] * row_length + (k * dilation) / stride;
+  const int64_t pair_block = std::clamp<int64_t>(
+      std::min(kReductionBlock / (2 * K), kGatherBudget / (rows_per_channel * row_length)), 1, P_g);
+
+  const c10::BFloat16* x = input.const_data_ptr<c10::BFloat16>();
+  c10::BFloat16* y = out.mutable_data_ptr<c10::BFloat16>();
+  const int64_t xs_n = input.stride(0), xs_c = input.stride(1), xs_l = input.stride(2);
+
+  // Packed weights: [o][pair][k] of (w[o][2p][k], w[o][2p + 1][k]) bits.
+  const int64_t PK = P_g * K;
+  const uint16_t* w = reinterpret_cast<const uint16_t*>(weight.const_data_ptr<c10::BFloat16>());  // (O, C_g, K)
+  std::vector<uint32_t> packed(g.out_channels * PK);
+  at::parallel_for(0, g.out_channels, 16, [&](int64_t begin, int64_t end) {
+    pack_pairs_bf16(packed.data(), w, begin, end, C_g, K);
+  });
+  std::vector<float> bias_f;
+  if (bias) bias_f.assign(bias, bias + g.out_channels);
+
+  at::parallel_for(0, tiles, 1, [&](int64_t begin, int64_t end) {
+    std::vector<uint32_t> gathered_storage(pair_block * rows_per_channel * row_length + 16);
+    uint32_t* const gathered = align64(gathered_storage.data());
+    std::vector<uint16_t> lo_tmp(row_length), hi_tmp(row_length);
+    std::vector<float> acc_storage(blocks_per_tile * kOutBlock * kLengthBlock + 16);
+    float* const acc = align64(acc_storage.data());
+    std::vector<int64_t> offsets(pair_block * K);
+    for (int64_t tile = begin; tile < end; ++tile) {
+      int64_t rest = tile;
+      const int64_t lb = rest % length_blocks;
+      rest /= length_blocks;
+      const int64_t oc = rest % out_chunks;
+      rest /= out_chunks;
+      const int64_t grp = rest % g.groups;
+      const int64_t n = rest / g.groups;
+
+      const int64_t l0 = lb * kLengthBlock, nl = std::min(kLengthBlock, L_out - l0);
+      const int64_t o0 = grp * O_g + oc * blocks_per_tile * kOutBlock;
+      const int64_t no = std::min(blocks_per_tile * kOutBlock, O_g - oc * blocks_per_tile * kOutBlock);
+      const int64_t count = std::min(row_length, (nl + 63) / 64 * 64 + halo);
+      const int64_t base = l0 * stride - pad;
+      c10::BFloat16* y_tile = y + (n * g.out_channels + o0) * L_out + l0;
+      int64_t full_end = 0;  // positions [0, full_end) of every row went straight to the output
+      for (int64_t p0 = 0; p0 < P_g; p0 += pair_block) {
+        const int64_t np = std::min(pair_block, P_g - p0);
+        const int64_t c_first = 2 * p0;
+        gather_pairs_bf16(gathered, np, C_g - c_first, rows_per_channel, row_length, count,
+                          x + n * xs_n + (grp * C_g + c_first) * xs_c, xs_c, xs_l, base, stride, L, phases.data(),
+                          lo_tmp.data(), hi_tmp.data());
+        for (int64_t pi = 0; pi < np; ++pi)
+          for (int64_t k = 0; k < K; ++k) offsets[pi * K + k] = pi * rows_per_channel * row_length + tap_offset[k];
+        const PairView view{gathered, offsets.data(), np * K};
+        // All the tile's output channels per column (6-row micro-tiles; the weights stream from L2).
+        const bool last = p0 + np >= P_g;
+        full_end = accumulate_bf16(acc, kLengthBlock, bias ? bias_f.data() + o0 : nullptr, p0 == 0, no, nl, view,
+                                   packed.data() + o0 * PK + p0 * K, PK,
+                                   last ? reinterpret_cast<uint16_t*>(y_tile) : nullptr, L_out);
+      }
+      for (int64_t oi = 0; oi < no; ++oi) {
+        c10::BFloat16* y_row = y_tile + oi * L_out;
+        const float* a = acc + oi * kLengthBlock;
+        for (int64_t l = full_end; l < nl; ++l) y_row[l] = static_cast<c10::BFloat16>(a[l]);
+      }
+    }
+  });
+}
+#endif  // CUSTOM_OPS_X86_DISPATCH
 
 }  // namespace
 
@@ -220,6 +780,31 @@ at::Tensor conv1d_forward_cpu(const at::Tensor& input, const at::Tensor& weight,
   if (out.numel() == 0) return out;
   const at::Tensor w = weight.contiguous();
   const at::Tensor b = (bias.has_value() && bias->defined()) ? bias->contiguous() : at::Tensor();
+#ifdef CUSTOM_OPS_X86_DISPATCH
+  // bfloat16 pointwise (K = 1, stride 1, no padding, one group) is exactly a GEMM per batch element:
+  // out[n] = W (O x C) x[n] (C x L) + bias. aten's GEMM (at::addmm / at::baddbmm, float32 accumulation)
+  // measured faster than our dot-product kernel with >= 512 input channels (1.1-1.5x) and slower or
+  // equal with <= 256 (bench/NOTES.md, c5 and c11), so it is used there only, on CPUs with AVX-512-BF16
+  // where that was measured. float32 pointwise stays ours (faster everywhere measured).
+  if (input.scalar_type() == at::kBFloat16 && g.kernel_size == 1 && g.stride == 1 && g.pad_left == 0 &&
+      g.pad_right == 0 && g.groups == 1 && g.in_channels >= 512 && cpu_isa() == Isa::kAvx512Bf16) {
+    const at::Tensor w2 = w.view({g.out_channels, g.in_channels});
+    at::Tensor result;
+    if (g.batch == 1) {
+      result = b.defined() ? at::addmm(b.view({g.out_channels, 1}), w2, input[0]) : at::matmul(w2, input[0]);
+      result = result.unsqueeze(0);
+    } else {
+      result = b.defined() ? at::baddbmm(b.view({1, g.out_channels, 1}), w2.expand({g.batch, g.out_channels, g.in_channels}), input)
+                           : at::matmul(w2, input);
+    }
+    return result.contiguous();
+  }
+  // bfloat16 with channels to pair: the AVX-512-BF16 dot-product kernel where the CPU has it.
+  if (input.scalar_type() == at::kBFloat16 && g.in_channels_per_group() >= 2 && cpu_isa() == Isa::kAvx512Bf16) {
+    conv1d_cpu_bf16_dot(input, w, b.defined() ? b.const_data_ptr<c10::BFloat16>() : nullptr, out, g);
+    return out;
+  }
+#endif
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "custom::conv1d (CPU)", [&] {
     conv1d_cpu_kernel<scalar_t>(input, w, b.defined() ? b.const_data_ptr<scalar_t>() : nullptr, out, g);
   });
