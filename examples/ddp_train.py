@@ -67,13 +67,17 @@ def main():
     share = slice(rank * args.batch // world, (rank + 1) * args.batch // world)
 
     if args.fsdp:
+        from torch.distributed.device_mesh import init_device_mesh
         from torch.distributed.fsdp import fully_shard
 
+        # The mesh on the processes' own device: without one, fully_shard takes CUDA whenever a GPU is
+        # visible, also for gloo processes that train on the CPU.
+        mesh = init_device_mesh(device.type, (world,))
         model = copy.deepcopy(initial)
         for layer in model:
             if isinstance(layer, nn.Conv1d):
-                fully_shard(layer)
-        fully_shard(model)
+                fully_shard(layer, mesh=mesh)
+        fully_shard(model, mesh=mesh)
         assert all(type(p).__name__ == "DTensor" for p in model.parameters()), "fully_shard left a parameter unsharded"
     else:
         model = DistributedDataParallel(copy.deepcopy(initial),
