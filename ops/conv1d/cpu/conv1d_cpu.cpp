@@ -339,6 +339,55 @@ Kernels<acc_t, scalar_t> pick_kernels() {
   return {accumulate_generic<acc_t>, gather_generic<acc_t, scalar_t>};
 }
 
+// How a forward call is cut into tiles (batch x groups x position blocks x chunks of output blocks that
+// share one gather of the input) and how a tile's input rows are gathered (one row per input phase that
+// some tap reads), for the float32/float64 path and the bfloat16 dot-product path alike.
+struct TilePlan {
+  int64_t out_blocks = 0, length_blocks = 0, blocks_per_tile = 0, out_chunks = 0, tiles = 0;
+  std::vector<int64_t> phases;      // the input phases (position mod stride) some tap reads
+  std::vector<int64_t> tap_offset;  // each tap's offset into a channel's gathered rows
+  int64_t rows_per_channel = 0, halo = 0, row_length = 0;
+};
+
+TilePlan plan_tiles(const Geometry& g) {
+  const int64_t O_g = g.out_channels_per_group(), K = g.kernel_size, L_out = g.out_length;
+  const int64_t stride = g.stride, dilation = g.dilation;
+  TilePlan plan;
+  plan.out_blocks = (O_g + kOutBlock - 1) / kOutBlock;
+  plan.length_blocks = (L_out + kLengthBlock - 1) / kLengthBlock;
+
+  // Output blocks per tile: they share each gather of the input. As many as leave >= 4 tiles a thread
+  // (and at most kMaxOutBlocksPerTile, for the accumulators to stay in L2).
+  const int64_t base_tiles = g.batch * g.groups * plan.length_blocks;
+  const int64_t min_tiles = 4 * static_cast<int64_t>(at::get_num_threads());
+  int64_t& blocks_per_tile = plan.blocks_per_tile;
+  blocks_per_tile = std::min(plan.out_blocks, kMaxOutBlocksPerTile);
+  while (blocks_per_tile > 1 && base_tiles * ((plan.out_blocks + blocks_per_tile - 1) / blocks_per_tile) < min_tiles)
+    blocks_per_tile = (blocks_per_tile + 1) / 2;
+  plan.out_chunks = (plan.out_blocks + blocks_per_tile - 1) / blocks_per_tile;
+  plan.tiles = base_tiles * plan.out_chunks;
+
+  // Phase decomposition: tap k reads phase row r_k = (k * dilation) % stride, shifted by
+  // q_k = (k * dilation) / stride. Only the phases some tap uses get a row.
+  std::vector<int64_t> phase_row(stride, -1);
+  std::vector<int64_t>& phases = plan.phases;
+  plan.tap_offset.assign(K, 0);
+  for (int64_t k = 0; k < K; ++k) {
+    const int64_t r = (k * dilation) % stride;
+    if (phase_row[r] < 0) {
+      phase_row[r] = static_cast<int64_t>(phases.size());
+      phases.push_back(r);
+    }
+  }
+  plan.rows_per_channel = static_cast<int64_t>(phases.size());
+  // Rows 64 bytes apart (whole cache lines) in 64-byte aligned buffers: taps with no shift load aligned.
+  plan.halo = ((K - 1) * dilation) / stride;
+  plan.row_length = (kLengthBlock + plan.halo + 15) / 16 * 16;
+  for (int64_t k = 0; k < K; ++k)
+    plan.tap_offset[k] = phase_row[(k * dilation) % stride] * plan.row_length + (k * dilation) / stride;
+  return plan;
+}
+
 template <typename scalar_t>
 void conv1d_cpu_kernel(const at::Tensor& input, const at::Tensor& weight, const scalar_t* bias, at::Tensor& out,
                        const Geometry& g) {
@@ -349,35 +398,12 @@ void conv1d_cpu_kernel(const at::Tensor& input, const at::Tensor& weight, const 
   const int64_t O_g = g.out_channels_per_group();
   const int64_t K = g.kernel_size, L = g.in_length, L_out = g.out_length;
   const int64_t stride = g.stride, dilation = g.dilation, pad = g.pad_left;
-  const int64_t out_blocks = (O_g + kOutBlock - 1) / kOutBlock;
-  const int64_t length_blocks = (L_out + kLengthBlock - 1) / kLengthBlock;
-
-  // Output blocks per tile: they share each gather of the input. As many as leave >= 4 tiles a thread
-  // (and at most kMaxOutBlocksPerTile, for the accumulators to stay in L2).
-  const int64_t base_tiles = g.batch * g.groups * length_blocks;
-  const int64_t min_tiles = 4 * static_cast<int64_t>(at::get_num_threads());
-  int64_t blocks_per_tile = std::min(out_blocks, kMaxOutBlocksPerTile);
-  while (blocks_per_tile > 1 && base_tiles * ((out_blocks + blocks_per_tile - 1) / blocks_per_tile) < min_tiles)
-    blocks_per_tile = (blocks_per_tile + 1) / 2;
-  const int64_t out_chunks = (out_blocks + blocks_per_tile - 1) / blocks_per_tile;
-  const int64_t tiles = base_tiles * out_chunks;
-
-  // Phase decomposition: tap k reads phase row r_k = (k * dilation) % stride, shifted by
-  // q_k = (k * dilation) / stride. Only the phases some tap uses get a row.
-  std::vector<int64_t> phase_row(stride, -1), phases, tap_offset(K);
-  for (int64_t k = 0; k < K; ++k) {
-    const int64_t r = (k * dilation) % stride;
-    if (phase_row[r] < 0) {
-      phase_row[r] = static_cast<int64_t>(phases.size());
-      phases.push_back(r);
-    }
-  }
-  const int64_t rows_per_channel = static_cast<int64_t>(phases.size());
-  // Rows 64 bytes apart (whole cache lines) in 64-byte aligned buffers: taps with no shift load aligned.
-  const int64_t halo = ((K - 1) * dilation) / stride;
-  const int64_t row_length = (kLengthBlock + halo + 15) / 16 * 16;
-  for (int64_t k = 0; k < K; ++k)
-    tap_offset[k] = phase_row[(k * dilation) % stride] * row_length + (k * dilation) / stride;
+  const TilePlan plan = plan_tiles(g);
+  const int64_t out_blocks = plan.out_blocks, length_blocks = plan.length_blocks;
+  const int64_t blocks_per_tile = plan.blocks_per_tile, out_chunks = plan.out_chunks, tiles = plan.tiles;
+  const int64_t rows_per_channel = plan.rows_per_channel, halo = plan.halo, row_length = plan.row_length;
+  const std::vector<int64_t>& phases = plan.phases;
+  const std::vector<int64_t>& tap_offset = plan.tap_offset;
   // bfloat16 outputs of this float32 path rounded 16 at a time where the CPU has AVX-512-BF16.
   void (*round_bf16)(uint16_t*, const float*, int64_t) = nullptr;
 #ifdef CUSTOM_OPS_X86_DISPATCH
@@ -683,30 +709,12 @@ void conv1d_cpu_bf16_dot(const at::Tensor& input, const at::Tensor& weight, cons
   const int64_t P_g = (C_g + 1) / 2;  // channel pairs per group
   const int64_t K = g.kernel_size, L = g.in_length, L_out = g.out_length;
   const int64_t stride = g.stride, dilation = g.dilation, pad = g.pad_left;
-  const int64_t out_blocks = (O_g + kOutBlock - 1) / kOutBlock;
-  const int64_t length_blocks = (L_out + kLengthBlock - 1) / kLengthBlock;
-  const int64_t base_tiles = g.batch * g.groups * length_blocks;
-  const int64_t min_tiles = 4 * static_cast<int64_t>(at::get_num_threads());
-  int64_t blocks_per_tile = std::min(out_blocks, kMaxOutBlocksPerTile);
-  while (blocks_per_tile > 1 && base_tiles * ((out_blocks + blocks_per_tile - 1) / blocks_per_tile) < min_tiles)
-    blocks_per_tile = (blocks_per_tile + 1) / 2;
-  const int64_t out_chunks = (out_blocks + blocks_per_tile - 1) / blocks_per_tile;
-  const int64_t tiles = base_tiles * out_chunks;
-
-  std::vector<int64_t> phase_row(stride, -1), phases, tap_offset(K);
-  for (int64_t k = 0; k < K; ++k) {
-    const int64_t r = (k * dilation) % stride;
-    if (phase_row[r] < 0) {
-      phase_row[r] = static_cast<int64_t>(phases.size());
-      phases.push_back(r);
-    }
-  }
-  const int64_t rows_per_channel = static_cast<int64_t>(phases.size());
-  // Rows 64 bytes apart (whole cache lines) in 64-byte aligned buffers: taps with no shift load aligned.
-  const int64_t halo = ((K - 1) * dilation) / stride;
-  const int64_t row_length = (kLengthBlock + halo + 15) / 16 * 16;
-  for (int64_t k = 0; k < K; ++k)
-    tap_offset[k] = phase_row[(k * dilation) % stride] * row_length + (k * dilation) / stride;
+  const TilePlan plan = plan_tiles(g);
+  const int64_t out_blocks = plan.out_blocks, length_blocks = plan.length_blocks;
+  const int64_t blocks_per_tile = plan.blocks_per_tile, out_chunks = plan.out_chunks, tiles = plan.tiles;
+  const int64_t rows_per_channel = plan.rows_per_channel, halo = plan.halo, row_length = plan.row_length;
+  const std::vector<int64_t>& phases = plan.phases;
+  const std::vector<int64_t>& tap_offset = plan.tap_offset;
   const int64_t pair_block = std::clamp<int64_t>(
       std::min(kReductionBlock / (2 * K), kGatherBudget / (rows_per_channel * row_length)), 1, P_g);
 
