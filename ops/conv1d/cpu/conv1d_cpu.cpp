@@ -347,6 +347,26 @@ struct TilePlan {
   std::vector<int64_t> phases;      // the input phases (position mod stride) some tap reads
   std::vector<int64_t> tap_offset;  // each tap's offset into a channel's gathered rows
   int64_t rows_per_channel = 0, halo = 0, row_length = 0;
+
+  // Tile index -> (batch item, group, first position and count, first output channel and count).
+  struct Tile {
+    int64_t n, group, l0, positions, o0, channels;
+  };
+  Tile tile(const Geometry& g, int64_t index) const {
+    const int64_t O_g = g.out_channels_per_group();
+    const int64_t lb = index % length_blocks;
+    index /= length_blocks;
+    const int64_t oc = index % out_chunks;
+    index /= out_chunks;
+    Tile t;
+    t.group = index % g.groups;
+    t.n = index / g.groups;
+    t.l0 = lb * kLengthBlock;
+    t.positions = std::min(kLengthBlock, g.out_length - t.l0);
+    t.o0 = t.group * O_g + oc * blocks_per_tile * kOutBlock;  // first output channel of the tile
+    t.channels = std::min(blocks_per_tile * kOutBlock, O_g - oc * blocks_per_tile * kOutBlock);
+    return t;
+  }
 };
 
 TilePlan plan_tiles(const Geometry& g) {
@@ -437,17 +457,8 @@ void conv1d_cpu_kernel(const at::Tensor& input, const at::Tensor& weight, const 
     acc_t* const acc = align64(acc_storage.data());
     std::vector<int64_t> offsets(channel_block * K);
     for (int64_t tile = begin; tile < end; ++tile) {
-      int64_t rest = tile;
-      const int64_t lb = rest % length_blocks;
-      rest /= length_blocks;
-      const int64_t oc = rest % out_chunks;
-      rest /= out_chunks;
-      const int64_t grp = rest % g.groups;
-      const int64_t n = rest / g.groups;
-
-      const int64_t l0 = lb * kLengthBlock, nl = std::min(kLengthBlock, L_out - l0);
-      const int64_t o0 = grp * O_g + oc * blocks_per_tile * kOutBlock;  // first output channel of the tile
-      const int64_t no = std::min(blocks_per_tile * kOutBlock, O_g - oc * blocks_per_tile * kOutBlock);
+      const TilePlan::Tile t = plan.tile(g, tile);
+      const int64_t n = t.n, grp = t.group, l0 = t.l0, nl = t.positions, o0 = t.o0, no = t.channels;
       scalar_t* y_tile = y + (n * g.out_channels + o0) * L_out + l0;
       // Positions the micro-tiles read: nl rounded up to whole 64-position columns, plus the halo.
       const int64_t count = std::min(row_length, (nl + 63) / 64 * 64 + halo);
@@ -740,17 +751,8 @@ void conv1d_cpu_bf16_dot(const at::Tensor& input, const at::Tensor& weight, cons
     float* const acc = align64(acc_storage.data());
     std::vector<int64_t> offsets(pair_block * K);
     for (int64_t tile = begin; tile < end; ++tile) {
-      int64_t rest = tile;
-      const int64_t lb = rest % length_blocks;
-      rest /= length_blocks;
-      const int64_t oc = rest % out_chunks;
-      rest /= out_chunks;
-      const int64_t grp = rest % g.groups;
-      const int64_t n = rest / g.groups;
-
-      const int64_t l0 = lb * kLengthBlock, nl = std::min(kLengthBlock, L_out - l0);
-      const int64_t o0 = grp * O_g + oc * blocks_per_tile * kOutBlock;
-      const int64_t no = std::min(blocks_per_tile * kOutBlock, O_g - oc * blocks_per_tile * kOutBlock);
+      const TilePlan::Tile t = plan.tile(g, tile);
+      const int64_t n = t.n, grp = t.group, l0 = t.l0, nl = t.positions, o0 = t.o0, no = t.channels;
       const int64_t count = std::min(row_length, (nl + 63) / 64 * 64 + halo);
       const int64_t base = l0 * stride - pad;
       c10::BFloat16* y_tile = y + (n * g.out_channels + o0) * L_out + l0;
