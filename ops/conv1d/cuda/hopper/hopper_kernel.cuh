@@ -12,8 +12,9 @@
 //     the tap shift is a shifted shared-memory read into registers (wgmma's RS form; a descriptor cannot
 //     start at a one-element shift, and TF32 wgmma reads shared operands only K-major). The weights are
 //     the B operand, read by wgmma from shared memory through a descriptor;
-//   * the epilogue adds the bias (a functor, so an activation can follow), converts, and stores from the
-//     accumulators: 8 lanes hold 8 consecutive positions of one channel.
+//   * the epilogue adds the bias (a functor, so an activation can follow) and converts while staging the
+//     accumulators in shared memory, 64 positions x 64 channels a round; the copy engine then writes the
+//     16-byte aligned body of each row (bulk stores), plain stores its ends.
 // The grid is persistent: CTA b takes tiles b, b + gridDim.x, ..., ordered so that consecutive tiles
 // share their weights. Full/empty mbarriers order the stages; the producer and the consumers walk the
 // same tile sequence, so no other coordination is needed.
@@ -108,6 +109,7 @@ __device__ __forceinline__ TileCoordinates decode_tile(const HopperParams& p, in
 }
 
 // Shared memory: [barriers: 1 KB][resident weights][stage 0: input (consumer 0, consumer 1), weights]...
+// [epilogue staging: consumer 0, consumer 1]
 struct SharedLayout {
   uint8_t* base;
   uint32_t stage_bytes;
