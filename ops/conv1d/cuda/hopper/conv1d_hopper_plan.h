@@ -43,10 +43,10 @@ struct HopperPlan {
 
 // Shared memory the family plans for: an H100's per-block opt-in limit (227 KB).
 constexpr int64_t kHopperSharedBytes = 232448;
-// The epilogue's staging buffers: per consumer, 64 channels x 64 positions of float32 accumulators with a
-// row pitch of 68 (conflict-free writes from the accumulator layout), so that rows leave in long runs.
-constexpr int kEpilogueChannels = 64, kEpiloguePositions = 64, kEpiloguePitch = 68;
-constexpr int64_t kEpilogueBytes = 2 * kEpilogueChannels * kEpiloguePitch * 4;
+// The epilogue's staging buffers, one per consumer: rounds of whole output rows of its sub-tile (at most
+// 64 rows of 64 float32 positions plus 16 bytes each), so that rows leave in long runs.
+constexpr int64_t kEpilogueStagingBytes = 64 * (64 * 4 + 16);
+constexpr int64_t kEpilogueBytes = 2 * kEpilogueStagingBytes;
 
 // The plan for a shape, or nothing where the family does not take it (dtype, one channel per group,
 // windows longer than a TMA box, 32-bit coordinate limits, shared memory). Independent of the input's

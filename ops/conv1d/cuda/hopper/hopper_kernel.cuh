@@ -71,6 +71,18 @@ struct HopperTraits {
                                  std::conditional_t<std::is_same_v<Element, __half>, WgmmaFp16<TileN>, WgmmaBf16<TileN>>>;
 };
 
+// The epilogue's staging area of one consumer: rounds of whole sub-tile rows (64 * MTiles positions plus
+// 16 bytes of room for the alignment shift), as many channels a round as fit, a multiple of 8. Row
+// pitches are 4 words (mod 32): the staging writes of a warp (4 rows x 8 positions) hit 32 banks.
+template <class Traits>
+struct EpilogueStaging {
+  static constexpr int kRowBytes = 64 * Traits::kMTiles * int(sizeof(typename Traits::element_t)) + 16;
+  static constexpr int kFit = int(kEpilogueStagingBytes / kRowBytes) / 8 * 8;
+  static constexpr int kRoundChannels = kFit >= Traits::kTileN ? Traits::kTileN : (kFit >= 64 ? 64 : 32);
+  static_assert(kRoundChannels * kRowBytes <= kEpilogueStagingBytes && Traits::kTileN % kRoundChannels == 0);
+  static_assert(kRowBytes % 128 == 16, "bank-conflict-free staging writes");
+};
+
 // Bias, then nothing else: the hook where an activation would go.
 template <typename Element>
 struct BiasEpilogue {
@@ -123,7 +135,7 @@ struct SharedLayout {
   }
   __device__ __forceinline__ float* epilogue(const HopperParams& p, int consumer) const {
     return reinterpret_cast<float*>(base + 1024 + p.resident_bytes + size_t(p.stages) * stage_bytes) +
-           consumer * kEpilogueChannels * kEpiloguePitch;
+           consumer * (kEpilogueStagingBytes / 4);
   }
 };
 
@@ -342,60 +354,70 @@ __device__ __forceinline__ void consume(const HopperParams& p, const SharedLayou
     const bool valid = consumer == 0 ? c.valid[0] : c.valid[1];
     const int64_t n = consumer == 0 ? c.n[0] : c.n[1], l0 = consumer == 0 ? c.l0[0] : c.l0[1];
     if (!valid) continue;
-    // Epilogue: through shared memory, and out by the copy engine. Stored straight from the accumulator
-    // layout, each warp store wrote 32 bytes into each of 4 rows; as coalesced row stores from staging,
-    // the stores still cost twice the input and the compute together (too few warps to keep enough
-    // stores in flight). Bulk copies keep any number in flight. Per round: 64 positions x 64 channels,
-    // bias added and converted on the way into staging; d[4i + 2h + e] is position 16 * warp + g + 8h,
-    // channel 8i + 2t + e of a 64-row tile. A staging row starts `shift` elements in, so that global
-    // 16-byte boundaries fall on shared 16-byte boundaries; the unaligned ends go by plain stores.
+    // Epilogue: through shared memory, and out by the copy engine. A round stages `kRoundChannels` whole
+    // rows of the sub-tile (all 64 * MTiles positions: the longer a row, the fewer copies), adding the
+    // bias and converting on the way; d[4i + 2h + e] of 64-position tile m is position
+    // 64m + 16 * warp + g + 8h, channel 8i + 2t + e. A staging row starts `shift` elements in, so that
+    // global 16-byte boundaries fall on shared 16-byte boundaries: the copy engine writes each row's
+    // aligned body, plain stores its few unaligned end elements.
+    using Staging = EpilogueStaging<Traits>;
     const int64_t channel0 = int64_t(c.group) * p.out_channels_per_group + c.o0;
     Element* out = static_cast<Element*>(p.output) + (n * p.out_channels + channel0) * p.out_length;
     const int channels_here = min(kTileN, p.out_channels_per_group - c.o0);
+    const int valid_positions = static_cast<int>(min(int64_t(kPositions), p.out_length - l0));
     uint8_t* staging = reinterpret_cast<uint8_t*>(smem.epilogue(p, consumer));
     constexpr int kElement = sizeof(Element), kVector = 16 / kElement;
-    constexpr int kRowBytes = kEpiloguePositions * kElement + 16;
-    constexpr int kRoundChannels = kTileN < kEpilogueChannels ? kTileN : kEpilogueChannels;
-    const int thread = threadIdx.x % 128;
-    auto row_shift = [&](int o) {  // elements from the row's previous 16-byte boundary (rounds start at 64k)
-      return static_cast<int>((reinterpret_cast<uintptr_t>(out + int64_t(o) * p.out_length) % 16) / kElement);
+    auto row_shift = [&](int o) {  // elements from the row's previous 16-byte boundary
+      return static_cast<int>((reinterpret_cast<uintptr_t>(out + int64_t(o) * p.out_length + l0) % 16) / kElement);
     };
 #pragma unroll
-    for (int m = 0; m < kMTiles; ++m)
+    for (int round = 0; round < kTileN / Staging::kRoundChannels; ++round) {
+      if (lane == 0) bulk_wait_read();  // the previous round's copies have read their staging rows
+      consumer_sync(consumer);          // and every warp's copies and plain stores have
 #pragma unroll
-      for (int half = 0; half < kTileN / kRoundChannels; ++half) {
-        bulk_wait_read();         // this thread's copies of the previous round have read their rows
-        consumer_sync(consumer);  // and everyone's have
+      for (int i = 0; i < Staging::kRoundChannels / 8; ++i)
 #pragma unroll
-        for (int i = 0; i < kRoundChannels / 8; ++i)
+        for (int e = 0; e < 2; ++e) {
+          const int row = 8 * i + 2 * t + e, o = round * Staging::kRoundChannels + row;
+          Element* staged = reinterpret_cast<Element*>(staging + row * Staging::kRowBytes) + row_shift(o) + warp * 16 + g;
 #pragma unroll
-          for (int e = 0; e < 2; ++e) {
-            const int row = 8 * i + 2 * t + e, o = half * kRoundChannels + row;
-            const int shift = row_shift(o);
-            Element* staged = reinterpret_cast<Element*>(staging + row * kRowBytes) + shift + warp * 16 + g;
+          for (int m = 0; m < kMTiles; ++m)
 #pragma unroll
             for (int h = 0; h < 2; ++h) {
-              const float v = acc[m][4 * (half * kRoundChannels / 8 + i) + 2 * h + e];
-              staged[8 * h] = static_cast<Element>(o < channels_here ? epilogue(v, channel0 + o) : 0.f);
+              const float v = acc[m][4 * (round * Staging::kRoundChannels / 8 + i) + 2 * h + e];
+              staged[64 * m + 8 * h] = static_cast<Element>(o < channels_here ? epilogue(v, channel0 + o) : 0.f);
             }
-          }
-        async_proxy_fence();  // the copy engine reads what these ordinary stores wrote
-        consumer_sync(consumer);
-        const int64_t first = l0 + m * 64;
-        const int o = half * kRoundChannels + thread;
-        if (thread < kRoundChannels && o < channels_here && first < p.out_length) {
-          const int valid_positions = static_cast<int>(min(int64_t(kEpiloguePositions), p.out_length - first));
-          Element* y = out + int64_t(o) * p.out_length + first;
-          const int shift = row_shift(o);
-          const Element* row = reinterpret_cast<const Element*>(staging + thread * kRowBytes) + shift;
-          const int head = min(valid_positions, shift == 0 ? 0 : kVector - shift);
-          const int body = (valid_positions - head) / kVector * kVector;
-          for (int q = 0; q < head; ++q) y[q] = row[q];
-          if (body > 0) bulk_store(y + head, shared_address(row + head), body * kElement);
-          for (int q = head + body; q < valid_positions; ++q) y[q] = row[q];
-          bulk_commit();
         }
+      async_proxy_fence();  // the copy engine reads what these ordinary stores wrote
+      consumer_sync(consumer);
+      // Warp w copies rows [w * kRowsPerWarp, (w + 1) * kRowsPerWarp) of the round: lane j works out row
+      // j's copy and stores its ends; lane 0 issues the copies. Copies issued by many lanes of one
+      // instruction, or by one thread that works each out in turn, run at a fraction of the copy
+      // engine's rate (bench/probes/store_rate.cu; NOTES h6).
+      constexpr int kRowsPerWarp = Staging::kRoundChannels / 4;
+      const int row = warp * kRowsPerWarp + lane, o = round * Staging::kRoundChannels + row;
+      uint64_t destination = 0;
+      uint32_t source = 0, bytes = 0;
+      if (lane < kRowsPerWarp && o < channels_here) {
+        const int shift = row_shift(o);
+        const int head = min(valid_positions, shift == 0 ? 0 : kVector - shift);
+        const int body = (valid_positions - head) / kVector * kVector;
+        Element* y = out + int64_t(o) * p.out_length + l0;
+        const Element* staged = reinterpret_cast<const Element*>(staging + row * Staging::kRowBytes) + shift;
+        for (int q = 0; q < head; ++q) y[q] = staged[q];
+        for (int q = head + body; q < valid_positions; ++q) y[q] = staged[q];
+        destination = reinterpret_cast<uint64_t>(y + head);
+        source = shared_address(staged + head);
+        bytes = body * kElement;
       }
+#pragma unroll
+      for (int j = 0; j < kRowsPerWarp; ++j) {
+        const uint64_t d = __shfl_sync(0xffffffffu, destination, j);
+        const uint32_t src = __shfl_sync(0xffffffffu, source, j), b = __shfl_sync(0xffffffffu, bytes, j);
+        if (lane == 0 && b > 0) bulk_store(reinterpret_cast<void*>(d), src, b);
+      }
+      if (lane == 0) bulk_commit();
+    }
   }
   bulk_wait();  // the last copies are done before the CTA's shared memory goes
 }
