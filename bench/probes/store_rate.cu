@@ -30,42 +30,47 @@ __device__ __forceinline__ void wait_all() { asm volatile("cp.async.bulk.wait_gr
 
 struct Shape {
   float* out;
+  int element;  // bytes per element (rows of `length` elements)
   int64_t rows, length;  // output rows x row length (elements); row stride = length
   int positions;         // P: positions per tile row
   int64_t tiles_per_row_block, tiles;
 };
 
-// Bulk row copies: `Issuers` threads each copy 64 / Issuers rows of a tile; `Slots` staging buffers.
-template <int Issuers, int Slots>
-__global__ void bulk_rows(Shape s, bool bodies_only) {
+// Bulk row copies: lane 0 of `Issuers` warps (or threads 0..Issuers-1 when `Lanes`) each copy
+// 64 / Issuers rows of a tile; `Slots` staging buffers. With `bodies_only`, rows that start off a
+// 16-byte boundary copy their aligned body only (the real kernel stores the ends with plain stores).
+// `match`: a staging row starts at the global row's offset modulo `match` bytes (16: just enough for
+// 16-byte aligned copies; 128: the same place in a 128-byte line).
+template <int Issuers, int Slots, bool Lanes>
+__global__ void bulk_rows(Shape s, bool bodies_only, int match) {
   extern __shared__ __align__(128) uint8_t staging[];
-  const int row_bytes = s.positions * 4;
+  const int row_bytes = s.positions * s.element + 128;
   for (int i = threadIdx.x; i < Slots * kRows * row_bytes / 4; i += blockDim.x) reinterpret_cast<float*>(staging)[i] = i;
   asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
   __syncthreads();
+  const bool issuer = Lanes ? threadIdx.x < Issuers : (threadIdx.x % 32 == 0 && threadIdx.x / 32 < Issuers);
+  const int me = Lanes ? threadIdx.x : threadIdx.x / 32;
   int k = 0;
   for (int64_t t = blockIdx.x; t < s.tiles; t += gridDim.x, ++k) {
     const int64_t rb = t / s.tiles_per_row_block, pb = t % s.tiles_per_row_block;
     const int slot = k % Slots;
-    if (threadIdx.x < Issuers) wait_read<Slots - 1>();
+    if (issuer) wait_read<Slots - 1>();
     __syncthreads();  // (the real kernel writes the slot here)
-    if (threadIdx.x < Issuers) {
-      for (int r = threadIdx.x; r < kRows; r += Issuers) {
-        float* dst = s.out + (rb * kRows + r) * s.length + pb * s.positions;
-        const uint32_t src = smem(staging + (slot * kRows + r) * row_bytes);
-        // Rows that start off a 16-byte boundary: their aligned body only (the real kernel stores the
-        // ends with plain stores).
+    if (issuer) {
+      for (int r = me; r < kRows; r += Issuers) {
+        uint8_t* dst = reinterpret_cast<uint8_t*>(s.out) + ((rb * kRows + r) * s.length + pb * s.positions) * s.element;
+        const uint32_t src = smem(staging + (slot * kRows + r) * row_bytes + reinterpret_cast<uintptr_t>(dst) % match);
         const int head = bodies_only ? int((16 - reinterpret_cast<uintptr_t>(dst) % 16) % 16) : 0;
-        const int bytes = bodies_only ? (row_bytes - head) / 16 * 16 : row_bytes;
+        const int bytes = bodies_only ? (s.positions * s.element - head) / 16 * 16 : s.positions * s.element;
         asm volatile("cp.async.bulk.global.shared::cta.bulk_group [%0], [%1], %2;\n" ::"l"(
-                         reinterpret_cast<uint64_t>(reinterpret_cast<uint8_t*>(dst) + head)),
+                         reinterpret_cast<uint64_t>(dst + head)),
                      "r"(src + head), "r"(bytes)
                      : "memory");
       }
       commit();
     }
   }
-  if (threadIdx.x < Issuers) wait_all();
+  if (issuer) wait_all();
 }
 
 // TMA tensor stores of 2-D boxes (P positions x 64 rows) by one thread.
@@ -133,12 +138,12 @@ static float time_ms(Launch launch) {
 int main() {
   int sms;
   CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
-  const int64_t rows = 4096, length = 65536;
+  const int64_t rows = 4096, length = 131072;
   float* out;
   CHECK(cudaMalloc(&out, rows * (length + 64) * 4));
   const double bytes = double(rows) * length * 4;
   auto shape = [&](int positions, int64_t len) {
-    Shape s{out, rows, len, positions, len / positions, 0};
+    Shape s{out, 4, rows, len, positions, len / positions, 0};
     s.tiles = rows / kRows * s.tiles_per_row_block;
     return s;
   };
@@ -147,36 +152,34 @@ int main() {
   };
   report("cudaMemset (write ceiling)", time_ms([&] { CHECK(cudaMemsetAsync(out, 1, bytes)); }), bytes);
 
-#define BULK(I, S, P, BLOCK)                                                                          \
-  {                                                                                                   \
-    Shape s = shape(P, length);                                                                       \
-    const int sm = S * kRows * P * 4;                                                                 \
-    CHECK(cudaFuncSetAttribute(bulk_rows<I, S>, cudaFuncAttributeMaxDynamicSharedMemorySize, sm));   \
-    char name[96];                                                                                    \
-    snprintf(name, sizeof name, "bulk rows %4d B, %2d issuers, %d slots, %d threads", P * 4, I, S, BLOCK); \
-    report(name, time_ms([&] { bulk_rows<I, S><<<sms, BLOCK, sm>>>(s, false); }), bytes);         \
-  }
-  BULK(64, 1, 64, 128)
-  BULK(64, 2, 64, 128)
-  BULK(64, 4, 64, 128)
-  BULK(1, 2, 64, 128)
-  BULK(32, 2, 64, 128)
-  BULK(64, 2, 128, 128)
-  BULK(64, 2, 256, 128)
-  BULK(32, 2, 256, 128)
-  BULK(1, 2, 256, 128)
-  BULK(64, 1, 512, 128)
-  {  // the headline's case: rows 8 bytes off a 16-byte boundary, aligned bodies of 240 bytes
-    Shape s = shape(64, length - 2);
-    s.tiles_per_row_block = (length - 64) / 64;
+  // kernel-like: rows of 131070 elements (float32: 8 bytes off 16 every other row; 16-bit: 4 phases)
+  auto bulk = [&](auto kernel, const char* what, int issuers, int slots, int element, int positions, int64_t len,
+                  bool bodies, int block, int match) {
+    Shape s = shape(positions, len);
+    s.element = element;
+    s.tiles_per_row_block = (len - positions) / positions;
     s.tiles = rows / kRows * s.tiles_per_row_block;
-    const int sm = 2 * kRows * 64 * 4;
-    CHECK(cudaFuncSetAttribute(bulk_rows<64, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize, sm));
-    report("bulk rows 256 B, rows 8 B off 16 B (bodies), 64 issuers, 2 slots",
-           time_ms([&] { bulk_rows<64, 2><<<sms, 128, sm>>>(s, true); }), double(rows) * s.tiles_per_row_block * 248);
-    CHECK(cudaFuncSetAttribute(bulk_rows<1, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize, sm));
-    report("bulk rows 256 B, rows 8 B off 16 B (bodies), 1 issuer, 2 slots",
-           time_ms([&] { bulk_rows<1, 2><<<sms, 128, sm>>>(s, true); }), double(rows) * s.tiles_per_row_block * 248);
+    const int sm = slots * kRows * (positions * element + 128);
+    CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, sm));
+    char name[128];
+    snprintf(name, sizeof name, "bulk %s %dB rows of %d B, L %ld, smem=global mod %d", what, element,
+             positions * element, long(len), match);
+    const double b = double(rows) * s.tiles_per_row_block * positions * element;
+    report(name, time_ms([&] { kernel<<<sms, block, sm>>>(s, bodies, match); }), b);
+  };
+  for (int64_t len : {int64_t(131070), int64_t(131072)}) {
+    for (int element : {4, 2}) {
+      for (int positions : {64, 128, 256}) {
+        if (positions * element < 256) continue;
+        const bool bodies = len % 8 != 0;
+        for (int match : {16, 32, 128}) {
+          if (!bodies && match == 16) continue;
+          bulk(bulk_rows<1, 2, true>, "1 thread ", 1, 2, element, positions, len, bodies, 128, match);
+          bulk(bulk_rows<4, 2, false>, "4 warps  ", 4, 2, element, positions, len, bodies, 128, match);
+          bulk(bulk_rows<8, 2, false>, "8 warps  ", 8, 2, element, positions, len, bodies, 256, match);
+        }
+      }
+    }
   }
   for (int P : {64, 128, 256}) {
     for (int slots : {2, 3}) {

@@ -52,45 +52,58 @@ std::optional<HopperPlan> plan_hopper(const Geometry& g, c10::ScalarType dtype, 
   plan.tile_n = O_g > 64 ? 128 : (O_g > 32 ? 64 : 32);
   if (split) plan.tile_n = std::min(plan.tile_n, 64);  // two weight parts and two accumulators
   plan.chunk_channels = static_cast<int>(64 / element_size);
-  // Two 64-position tiles per consumer where rows are long enough and the 3xTF32 registers allow it.
-  plan.m_tiles = (!split && g.out_length > 64) ? 2 : 1;
-  // TMA boxes must start on a 16-byte boundary along the row: a window starts up to one vector early.
-  const int64_t vector = 16 / element_size;
-  auto span = [&](int64_t taps) {
-    return (plan.positions_per_consumer() - 1) * g.stride + (taps - 1) * g.dilation + 1 + (vector - 1);
-  };
-  if (span(1) > kMaxWindowPitch && plan.m_tiles == 2) plan.m_tiles = 1;
-  if (span(1) > kMaxWindowPitch) return std::nullopt;  // long strides: the window exceeds a TMA box
-  const int64_t taps_by_window = std::min<int64_t>(g.kernel_size, (kMaxWindowPitch - span(1)) / g.dilation + 1);
-  const int64_t tap_bytes = plan.weight_parts * plan.tile_n * 64;  // one tap's weights of one stage
   plan.chunks = static_cast<int>((C_g + plan.chunk_channels - 1) / plan.chunk_channels);
+  const int64_t vector = 16 / element_size;
+  const int64_t tap_bytes = plan.weight_parts * plan.tile_n * 64;  // one tap's weights of one stage
 
-  auto lay_out = [&](int64_t taps) {
+  // Lays the plan out for `m_tiles` position tiles per consumer, `taps` taps a stage, `slots` staging
+  // slots and resident or streamed weights; false where it does not fit.
+  auto lay_out = [&](int m_tiles, int64_t taps, int slots, bool resident) {
+    plan.m_tiles = m_tiles;
+    // TMA boxes start on a 16-byte boundary along the row: a window starts up to one vector early.
+    const int64_t span = (plan.positions_per_consumer() - 1) * g.stride + (taps - 1) * g.dilation + 1 + (vector - 1);
+    if (span > kMaxWindowPitch) return false;
     plan.taps_per_stage = static_cast<int>(taps);
     plan.tap_groups = static_cast<int>((g.kernel_size + taps - 1) / taps);
-    plan.window_pitch = bank_friendly_pitch(span(taps));
+    plan.window_pitch = bank_friendly_pitch(span);
     plan.input_stage_bytes = 2 * plan.chunk_channels * plan.window_pitch * element_size;
     plan.weight_stage_bytes = taps * tap_bytes;
+    plan.staging_slots = slots;
+    plan.resident_weights = resident;
+    const EpilogueRound round = epilogue_round(static_cast<int>(element_size), m_tiles, plan.tile_n);
+    const int64_t fixed = kBarrierBytes + 2 * int64_t(slots) * round.channels * round.row_bytes;
+    const int64_t resident_bytes = resident ? int64_t(plan.chunks) * plan.tap_groups * plan.weight_stage_bytes : 0;
+    const int64_t stage_bytes = plan.input_stage_bytes + (resident ? 0 : plan.weight_stage_bytes);
+    const int64_t stages = std::min<int64_t>(kMaxStages, (max_shared_bytes - fixed - resident_bytes) / stage_bytes);
+    if (stages < (resident ? kMinResidentStages : 2)) return false;
+    plan.stages = static_cast<int>(stages);
+    plan.shared_bytes = fixed + resident_bytes + plan.stages * stage_bytes;
+    return true;
   };
-  // Resident: the weights of a tile's (group, channel tile) are loaded once and serve every tile of it.
-  lay_out(taps_by_window);
-  const int64_t resident_bytes = int64_t(plan.chunks) * plan.tap_groups * plan.weight_stage_bytes;
-  const int64_t fixed_bytes = kBarrierBytes + kEpilogueBytes;
-  if (resident_bytes + kMinResidentStages * plan.input_stage_bytes + fixed_bytes <= max_shared_bytes) {
-    plan.resident_weights = true;
-    plan.stages = static_cast<int>(
-        std::min<int64_t>(kMaxStages, (max_shared_bytes - fixed_bytes - resident_bytes) / plan.input_stage_bytes));
-    plan.shared_bytes = kBarrierBytes + resident_bytes + plan.stages * plan.input_stage_bytes + kEpilogueBytes;
-    return plan;
+  auto taps_in_window = [&](int m_tiles) {  // as many taps a stage as the longest TMA box holds
+    const int64_t span1 = (64 * m_tiles - 1) * g.stride + 1 + (vector - 1);
+    return std::max<int64_t>(1, std::min<int64_t>(g.kernel_size, (kMaxWindowPitch - span1) / g.dilation + 1));
+  };
+  auto rounds = [&](int m_tiles) {
+    return plan.tile_n / epilogue_round(static_cast<int>(element_size), m_tiles, plan.tile_n).channels;
+  };
+  // Two 64-position tiles per consumer where rows are long enough and the 3xTF32 registers allow it.
+  const int m_wide = (!split && g.out_length > 64) ? 2 : 1;
+  // Preferred: resident weights (loaded once per (group, channel tile)), the longer sub-tile (longer
+  // rows to copy), and as many staging slots as fit, up to one per round of a tile (then a tile's
+  // stores overlap the next tile's main loop).
+  for (int m_tiles : {m_wide, 1}) {
+    for (int slots = rounds(m_tiles); slots >= 1; slots /= 2) {
+      if (lay_out(m_tiles, taps_in_window(m_tiles), slots, true)) return plan;
+    }
   }
   // Streamed: each stage brings its taps' weights with the input window.
-  lay_out(std::min<int64_t>(taps_by_window, std::max<int64_t>(1, kStreamedWeightStageBytes / tap_bytes)));
-  plan.resident_weights = false;
-  const int64_t stage_bytes = plan.input_stage_bytes + plan.weight_stage_bytes;
-  plan.stages = static_cast<int>(std::min<int64_t>(kMaxStages, (max_shared_bytes - fixed_bytes) / stage_bytes));
-  if (plan.stages < 2) return std::nullopt;
-  plan.shared_bytes = fixed_bytes + plan.stages * stage_bytes;
-  return plan;
+  for (int m_tiles : {m_wide, 1}) {
+    const int64_t taps =
+        std::min<int64_t>(taps_in_window(m_tiles), std::max<int64_t>(1, kStreamedWeightStageBytes / tap_bytes));
+    if (lay_out(m_tiles, taps, 1, false)) return plan;
+  }
+  return std::nullopt;
 }
 
 }  // namespace custom_ops::conv1d::cuda

@@ -33,6 +33,7 @@ struct HopperPlan {
   int tap_groups;       // ceil(K / taps_per_stage)
   int stages;           // pipeline depth
   bool resident_weights;
+  int staging_slots;    // epilogue rounds a consumer can stage before the oldest must have left (1, 2, 4)
   int64_t input_stage_bytes;   // both consumers' windows
   int64_t weight_stage_bytes;  // one stage's weights (parts x taps x tile_n x 64 bytes)
   int64_t shared_bytes;        // dynamic shared memory of a CTA
@@ -43,10 +44,24 @@ struct HopperPlan {
 
 // Shared memory the family plans for: an H100's per-block opt-in limit (227 KB).
 constexpr int64_t kHopperSharedBytes = 232448;
-// The epilogue's staging buffers, one per consumer: rounds of whole output rows of its sub-tile (at most
-// 64 rows of 64 float32 positions plus 16 bytes each), so that rows leave in long runs.
-constexpr int64_t kEpilogueStagingBytes = 64 * (64 * 4 + 16);
-constexpr int64_t kEpilogueBytes = 2 * kEpilogueStagingBytes;
+// The epilogue stages the accumulators in shared memory by rounds: whole output rows of a consumer's
+// sub-tile (64 * m_tiles positions), as many rows a round as fit in a slot of at most 64 rows of 256
+// bytes, so that rows leave in long runs. A staging row starts at its global row's offset within a
+// 128-byte line (the copy engine writes a row whose source and destination sit differently in their
+// lines in 16-byte pieces: NOTES h7), hence 128 bytes of room per row, plus 16 so that row pitches are
+// 4 words (mod 32) and the staging writes of a warp spread over the banks. A consumer has
+// `staging_slots` slots: with one slot per round of a tile, a tile's copies drain during the next
+// tile's main loop.
+constexpr int kStagingLineBytes = 128, kStagingRowRoom = kStagingLineBytes + 16;
+constexpr int kMaxStagingSlotBytes = 64 * (256 + kStagingRowRoom);
+struct EpilogueRound {
+  int row_bytes, channels;
+};
+constexpr EpilogueRound epilogue_round(int element_size, int m_tiles, int tile_n) {
+  const int row_bytes = 64 * m_tiles * element_size + kStagingRowRoom;
+  const int fit = kMaxStagingSlotBytes / row_bytes / 8 * 8;
+  return {row_bytes, fit >= tile_n ? tile_n : (fit >= 64 ? 64 : 32)};
+}
 
 // The plan for a shape, or nothing where the family does not take it (dtype, one channel per group,
 // windows longer than a TMA box, 32-bit coordinate limits, shared memory). Independent of the input's

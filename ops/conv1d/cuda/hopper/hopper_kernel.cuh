@@ -50,6 +50,7 @@ struct HopperParams {
   int stride, dilation, pad_left, kernel_size;
   int chunks, tap_groups, taps_per_stage, window_pitch, stages;
   int resident_weights;
+  int staging_slots;  // 1, 2 or 4
   uint32_t input_stage_bytes, weight_stage_bytes, resident_bytes;
 };
 
@@ -71,25 +72,25 @@ struct HopperTraits {
                                  std::conditional_t<std::is_same_v<Element, __half>, WgmmaFp16<TileN>, WgmmaBf16<TileN>>>;
 };
 
-// The epilogue's staging area of one consumer: rounds of whole sub-tile rows (64 * MTiles positions plus
-// 16 bytes of room for the alignment shift), as many channels a round as fit, a multiple of 8. Row
-// pitches are 4 words (mod 32): the staging writes of a warp (4 rows x 8 positions) hit 32 banks.
+// The epilogue's rounds (see epilogue_round in conv1d_hopper_plan.h).
 template <class Traits>
 struct EpilogueStaging {
-  static constexpr int kRowBytes = 64 * Traits::kMTiles * int(sizeof(typename Traits::element_t)) + 16;
-  static constexpr int kFit = int(kEpilogueStagingBytes / kRowBytes) / 8 * 8;
-  static constexpr int kRoundChannels = kFit >= Traits::kTileN ? Traits::kTileN : (kFit >= 64 ? 64 : 32);
-  static_assert(kRoundChannels * kRowBytes <= kEpilogueStagingBytes && Traits::kTileN % kRoundChannels == 0);
-  static_assert(kRowBytes % 128 == 16, "bank-conflict-free staging writes");
+  static constexpr EpilogueRound kRound =
+      epilogue_round(int(sizeof(typename Traits::element_t)), Traits::kMTiles, Traits::kTileN);
+  static constexpr int kRowBytes = kRound.row_bytes, kRoundChannels = kRound.channels;
+  static constexpr int kSlotBytes = kRowBytes * kRoundChannels, kRounds = Traits::kTileN / kRoundChannels;
+  static_assert(Traits::kTileN % kRoundChannels == 0 && kRowBytes % 128 == 16, "rounds, bank-conflict-free writes");
 };
 
-// Bias, then nothing else: the hook where an activation would go.
+// Bias, then nothing else: the hook where an activation would go. The bias of a channel is read once
+// per tile (bias_of), ahead of the staging writes that apply it.
 template <typename Element>
 struct BiasEpilogue {
   const Element* bias;
-  __device__ __forceinline__ float operator()(float value, int64_t channel) const {
-    return bias ? value + static_cast<float>(bias[channel]) : value;
+  __device__ __forceinline__ float bias_of(int64_t channel) const {
+    return bias ? static_cast<float>(bias[channel]) : 0.f;
   }
+  __device__ __forceinline__ float operator()(float value, float channel_bias) const { return value + channel_bias; }
 };
 
 // Which sub-tiles a tile holds: tiles are ordered (group, channel tile) first, so the weights change
@@ -121,7 +122,7 @@ __device__ __forceinline__ TileCoordinates decode_tile(const HopperParams& p, in
 }
 
 // Shared memory: [barriers: 1 KB][resident weights][stage 0: input (consumer 0, consumer 1), weights]...
-// [epilogue staging: consumer 0, consumer 1]
+// [epilogue staging: consumer 0's slots, consumer 1's slots]
 struct SharedLayout {
   uint8_t* base;
   uint32_t stage_bytes;
@@ -133,9 +134,9 @@ struct SharedLayout {
   __device__ __forceinline__ uint8_t* stage_weights(const HopperParams& p, int stage) const {
     return base + 1024 + p.resident_bytes + size_t(stage) * stage_bytes + p.input_stage_bytes;
   }
-  __device__ __forceinline__ float* epilogue(const HopperParams& p, int consumer) const {
-    return reinterpret_cast<float*>(base + 1024 + p.resident_bytes + size_t(p.stages) * stage_bytes) +
-           consumer * (kEpilogueStagingBytes / 4);
+  __device__ __forceinline__ uint8_t* staging(const HopperParams& p, int consumer, int slot, int slot_bytes) const {
+    return base + 1024 + p.resident_bytes + size_t(p.stages) * stage_bytes +
+           (consumer * p.staging_slots + slot) * slot_bytes;
   }
 };
 
@@ -255,7 +256,7 @@ __device__ __forceinline__ void consume(const HopperParams& p, const SharedLayou
   float acc[kMTiles][kAcc];
   float partial[Traits::kSplit ? kMTiles : 1][Traits::kSplit ? kAcc : 1];  // 3xTF32: one tap's products
   int stage = 0;
-  uint32_t phase = 0, weight_loads = 0;
+  uint32_t phase = 0, weight_loads = 0, staged_rounds = 0;
   int64_t current_key = -1;
   for (int64_t tile = blockIdx.x; tile < p.total_tiles; tile += gridDim.x) {
     __syncwarp();  // the last epilogue's masked stores diverged the warp; wgmma needs it converged
@@ -357,35 +358,52 @@ __device__ __forceinline__ void consume(const HopperParams& p, const SharedLayou
     // Epilogue: through shared memory, and out by the copy engine. A round stages `kRoundChannels` whole
     // rows of the sub-tile (all 64 * MTiles positions: the longer a row, the fewer copies), adding the
     // bias and converting on the way; d[4i + 2h + e] of 64-position tile m is position
-    // 64m + 16 * warp + g + 8h, channel 8i + 2t + e. A staging row starts `shift` elements in, so that
-    // global 16-byte boundaries fall on shared 16-byte boundaries: the copy engine writes each row's
-    // aligned body, plain stores its few unaligned end elements.
+    // 64m + 16 * warp + g + 8h, channel 8i + 2t + e. A staging row starts where its global row sits in
+    // a 128-byte line (see epilogue_round): the copy engine writes each row's 16-byte aligned body,
+    // plain stores its few unaligned end elements.
     using Staging = EpilogueStaging<Traits>;
     const int64_t channel0 = int64_t(c.group) * p.out_channels_per_group + c.o0;
     Element* out = static_cast<Element*>(p.output) + (n * p.out_channels + channel0) * p.out_length;
     const int channels_here = min(kTileN, p.out_channels_per_group - c.o0);
     const int valid_positions = static_cast<int>(min(int64_t(kPositions), p.out_length - l0));
-    uint8_t* staging = reinterpret_cast<uint8_t*>(smem.epilogue(p, consumer));
     constexpr int kElement = sizeof(Element), kVector = 16 / kElement;
-    auto row_shift = [&](int o) {  // elements from the row's previous 16-byte boundary
-      return static_cast<int>((reinterpret_cast<uintptr_t>(out + int64_t(o) * p.out_length + l0) % 16) / kElement);
+    auto row_offset = [&](int o) {  // elements from the start of the 128-byte line that holds row o's l0
+      return static_cast<int>((reinterpret_cast<uintptr_t>(out + int64_t(o) * p.out_length + l0) % kStagingLineBytes) /
+                              kElement);
     };
 #pragma unroll
-    for (int round = 0; round < kTileN / Staging::kRoundChannels; ++round) {
-      if (lane == 0) bulk_wait_read();  // the previous round's copies have read their staging rows
-      consumer_sync(consumer);          // and every warp's copies and plain stores have
+    for (int round = 0; round < Staging::kRounds; ++round) {
+      // This thread's channels of the round, with their epilogue inputs, before any waiting.
+      float bias[Staging::kRoundChannels / 8][2];
+#pragma unroll
+      for (int i = 0; i < Staging::kRoundChannels / 8; ++i)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const int o = round * Staging::kRoundChannels + 8 * i + 2 * t + e;
+          bias[i][e] = epilogue.bias_of(o < channels_here ? channel0 + o : channel0);
+        }
+      const int slot = staged_rounds % p.staging_slots;
+      ++staged_rounds;
+      uint8_t* staging = smem.staging(p, consumer, slot, Staging::kSlotBytes);
+      // The copies that last read this slot (`staging_slots` rounds ago) are done reading it.
+      if (lane == 0) {
+        if (p.staging_slots == 1) bulk_wait_read<0>();
+        else if (p.staging_slots == 2) bulk_wait_read<1>();
+        else bulk_wait_read<3>();
+      }
+      consumer_sync(consumer);  // every warp's copies and plain stores from the slot are done
 #pragma unroll
       for (int i = 0; i < Staging::kRoundChannels / 8; ++i)
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
           const int row = 8 * i + 2 * t + e, o = round * Staging::kRoundChannels + row;
-          Element* staged = reinterpret_cast<Element*>(staging + row * Staging::kRowBytes) + row_shift(o) + warp * 16 + g;
+          Element* staged = reinterpret_cast<Element*>(staging + row * Staging::kRowBytes) + row_offset(o) + warp * 16 + g;
 #pragma unroll
           for (int m = 0; m < kMTiles; ++m)
 #pragma unroll
             for (int h = 0; h < 2; ++h) {
               const float v = acc[m][4 * (round * Staging::kRoundChannels / 8 + i) + 2 * h + e];
-              staged[64 * m + 8 * h] = static_cast<Element>(o < channels_here ? epilogue(v, channel0 + o) : 0.f);
+              staged[64 * m + 8 * h] = static_cast<Element>(epilogue(v, bias[i][e]));
             }
         }
       async_proxy_fence();  // the copy engine reads what these ordinary stores wrote
@@ -399,11 +417,11 @@ __device__ __forceinline__ void consume(const HopperParams& p, const SharedLayou
       uint64_t destination = 0;
       uint32_t source = 0, bytes = 0;
       if (lane < kRowsPerWarp && o < channels_here) {
-        const int shift = row_shift(o);
+        const int offset = row_offset(o), shift = offset % kVector;
         const int head = min(valid_positions, shift == 0 ? 0 : kVector - shift);
         const int body = (valid_positions - head) / kVector * kVector;
         Element* y = out + int64_t(o) * p.out_length + l0;
-        const Element* staged = reinterpret_cast<const Element*>(staging + row * Staging::kRowBytes) + shift;
+        const Element* staged = reinterpret_cast<const Element*>(staging + row * Staging::kRowBytes) + offset;
         for (int q = 0; q < head; ++q) y[q] = staged[q];
         for (int q = head + body; q < valid_positions; ++q) y[q] = staged[q];
         destination = reinterpret_cast<uint64_t>(y + head);

@@ -24,7 +24,8 @@ void launch_hopper_instance(const HopperPlan& plan, const at::Tensor& input, con
                             const at::Tensor& bias, at::Tensor& out, const Geometry& g) {
   using Traits = hopper::HopperTraits<Element, kPrecision, TileN, MTiles>;
   TORCH_INTERNAL_ASSERT(plan.tile_n == TileN && plan.m_tiles == MTiles && plan.chunk_channels == Traits::kChunk &&
-                        plan.stages <= hopper::kMaxStages);
+                        plan.stages <= hopper::kMaxStages &&
+                        (plan.staging_slots == 1 || plan.staging_slots == 2 || plan.staging_slots == 4));
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   const int64_t O_g = g.out_channels_per_group();
   const int o_tiles = static_cast<int>((O_g + TileN - 1) / TileN);
@@ -75,11 +76,7 @@ void launch_hopper_instance(const HopperPlan& plan, const at::Tensor& input, con
   params.window_pitch = plan.window_pitch;
   params.stages = plan.stages;
   params.resident_weights = plan.resident_weights ? 1 : 0;
-  params.input_stage_bytes = static_cast<uint32_t>(plan.input_stage_bytes);
-  params.weight_stage_bytes = static_cast<uint32_t>(plan.weight_stage_bytes);
-  params.resident_bytes =
-      plan.resident_weights ? static_cast<uint32_t>(plan.stages_per_tile() * plan.weight_stage_bytes) : 0u;
-
+  params.staging_slots = plan.staging_slots;
   const auto kernel = hopper::conv1d_hopper_kernel<Traits>;
   const cudaDeviceProp* props = at::cuda::getCurrentDeviceProperties();
   TORCH_CHECK(int64_t(props->sharedMemPerBlockOptin) >= plan.shared_bytes, "custom::conv1d: the Hopper kernel needs ",
