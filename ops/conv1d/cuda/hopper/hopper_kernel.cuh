@@ -13,8 +13,9 @@
 //     start at a one-element shift, and TF32 wgmma reads shared operands only K-major). The weights are
 //     the B operand, read by wgmma from shared memory through a descriptor;
 //   * the epilogue adds the bias (a functor, so an activation can follow) and converts while staging the
-//     accumulators in shared memory, 64 positions x 64 channels a round; the copy engine then writes the
-//     16-byte aligned body of each row (bulk stores), plain stores its ends.
+//     accumulators in shared memory by rounds of whole sub-tile rows (as many channels as fit a slot;
+//     up to one slot per round, see epilogue_round); the copy engine then writes the 16-byte aligned
+//     body of each row (bulk stores, one issuing lane per warp), plain stores its ends.
 // The grid is persistent: CTA b takes tiles b, b + gridDim.x, ..., ordered so that consecutive tiles
 // share their weights. Full/empty mbarriers order the stages; the producer and the consumers walk the
 // same tile sequence, so no other coordination is needed.
