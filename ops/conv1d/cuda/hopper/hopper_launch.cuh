@@ -77,6 +77,13 @@ void launch_hopper_instance(const HopperPlan& plan, const at::Tensor& input, con
   params.stages = plan.stages;
   params.resident_weights = plan.resident_weights ? 1 : 0;
   params.staging_slots = plan.staging_slots;
+  params.input_stage_bytes = static_cast<uint32_t>(plan.input_stage_bytes);
+  params.weight_stage_bytes = static_cast<uint32_t>(plan.weight_stage_bytes);
+  params.resident_bytes =
+      plan.resident_weights ? static_cast<uint32_t>(plan.stages_per_tile() * plan.weight_stage_bytes) : 0u;
+  // A stage without bytes would complete its barrier phase before the copies land (and hang the ring).
+  TORCH_INTERNAL_ASSERT(params.input_stage_bytes > 0 && (params.resident_weights ? params.resident_bytes
+                                                                                   : params.weight_stage_bytes) > 0);
   const auto kernel = hopper::conv1d_hopper_kernel<Traits>;
   const cudaDeviceProp* props = at::cuda::getCurrentDeviceProperties();
   TORCH_CHECK(int64_t(props->sharedMemPerBlockOptin) >= plan.shared_bytes, "custom::conv1d: the Hopper kernel needs ",
