@@ -1,8 +1,10 @@
 // custom::conv1d_cuda_kernel: which CUDA kernel custom::conv1d would run for a shape and dtype (under
-// the current TF32 setting). For tests and benchmarks: it reads only shapes and dtypes, so it answers
-// for tensors on any device, also in builds without CUDA.
+// the current TF32 setting); custom::conv1d_cuda_backward_kernels: which kernels custom::conv1d_backward
+// would run for each gradient. For tests and benchmarks: they read only shapes and dtypes, so they
+// answer for tensors on any device, also in builds without CUDA.
 
 #include "ops/conv1d/conv1d_geometry.h"
+#include "ops/conv1d/cuda/conv1d_cuda_backward_dispatch.h"
 #include "ops/conv1d/cuda/conv1d_cuda_dispatch.h"
 
 #include <ATen/Context.h>
@@ -39,12 +41,30 @@ std::string conv1d_cuda_kernel(const at::Tensor& input, const at::Tensor& weight
   return cuda::kernel_name(choice, input.scalar_type(), allow_tf32);
 }
 
+// [grad_input, grad_weight, grad_bias]: the kernel (or, for grad_input by phases, the forward kernel of
+// each stride phase) that computes each gradient.
+std::vector<std::string> conv1d_cuda_backward_kernels(const at::Tensor& input, const at::Tensor& weight,
+                                                      c10::IntArrayRef stride, c10::IntArrayRef padding,
+                                                      c10::IntArrayRef dilation, int64_t groups,
+                                                      std::optional<int64_t> arch) {
+  using namespace custom_ops::conv1d;
+  const Geometry g = make_geometry(input, weight, std::nullopt, stride, padding, dilation, groups);
+  const bool allow_tf32 = at::globalContext().allowTF32CuDNN(at::Float32Op::CONV);
+  const c10::ScalarType dtype = input.scalar_type();
+  return {cuda::grad_input_name(cuda::select_grad_input(g, dtype), g, dtype, allow_tf32, device_runs_hopper(input, arch)),
+          cuda::grad_weight_name(cuda::select_grad_weight(g, dtype, allow_tf32), dtype, allow_tf32), "sum"};
+}
+
 }  // namespace
 
 TORCH_LIBRARY_FRAGMENT(custom, m) {
   m.def("conv1d_cuda_kernel(Tensor input, Tensor weight, int[1] stride=1, int[1] padding=0, int[1] dilation=1, "
         "int groups=1, int? arch=None) -> str");
   m.impl("conv1d_cuda_kernel", c10::DispatchKey::CompositeExplicitAutograd, TORCH_FN(conv1d_cuda_kernel));
+  m.def("conv1d_cuda_backward_kernels(Tensor input, Tensor weight, int[1] stride=1, int[1] padding=0, "
+        "int[1] dilation=1, int groups=1, int? arch=None) -> str[]");
+  m.impl("conv1d_cuda_backward_kernels", c10::DispatchKey::CompositeExplicitAutograd,
+         TORCH_FN(conv1d_cuda_backward_kernels));
   // Switches the Hopper family on or off for this process (tests run the other kernels on an H100 with
   // it); returns the previous setting.
   m.def("conv1d_cuda_use_hopper(bool enabled) -> bool", &custom_ops::conv1d::cuda::set_hopper_kernels_enabled);

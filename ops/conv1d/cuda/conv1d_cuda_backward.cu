@@ -3,11 +3,9 @@
 // grad_input_one_channel_kernel, launched by grad_input_one_channel):
 //   * grad_weight: split across blocks into a float32 (float64) workspace and summed over the splits in
 //     a fixed order by a second kernel, so the result is bitwise the same on every run (no atomics),
-//     deterministic mode or not. Which kernel fills the workspace (launch_grad_weight):
-//       one input channel per group                          -> grad_weight_one_channel_kernel
-//       TF32 allowed / float16 / bfloat16, staged window fits -> grad_weight_tensorcore_kernel
-//         (32 x 32 x 8-tap tile where O_g <= 32 and C_g <= 32, else 64 x 64 x 4 taps)
-//       otherwise (strict float32, float64, long windows)    -> grad_weight_split_kernel (CUDA cores)
+//     deterministic mode or not. Which kernel fills the workspace is the backward table's choice
+//     (select_grad_weight in conv1d_cuda_backward_dispatch.cpp): grad_weight_one_channel_kernel,
+//     grad_weight_tensorcore_kernel (small or large tile) or grad_weight_split_kernel (CUDA cores).
 
 #include "ops/conv1d/cuda/conv1d_cuda_launch.h"
 #include "ops/conv1d/cuda/conv1d_grad_input_kernels.cuh"
@@ -23,6 +21,19 @@
 #include <numeric>
 
 namespace custom_ops::conv1d::cuda {
+
+// The backward table decides with these kernels' constants.
+static_assert(GradInputOneChannel::kThreads == GradInputOneChannelLimits::kThreads &&
+              GradInputOneChannel::kItems == GradInputOneChannelLimits::kItems &&
+              GradInputOneChannel::kOutsPerStage == GradInputOneChannelLimits::kOutsPerStage &&
+              GradInputOneChannel::kMaxStride == GradInputOneChannelLimits::kMaxStride);
+template <typename Tile>
+constexpr bool matches(const GradWeightTileLimits& limits) {
+  return Tile::kTileO == limits.tile_o && Tile::kTileC == limits.tile_c && Tile::kTaps == limits.taps &&
+         Tile::kChunk == GradWeightTileLimits::kChunk && Tile::kMaxWindow == GradWeightTileLimits::kMaxWindow;
+}
+static_assert(matches<GradWeightTileLarge>(kGradWeightTileLarge) && matches<GradWeightTileSmall>(kGradWeightTileSmall));
+
 namespace {
 
 BackwardShape backward_shape(const Geometry& g) {
@@ -188,9 +199,9 @@ void grad_weight_one_channel(const at::Tensor& gy, const at::Tensor& x, at::Tens
   grad_weight_one_channel_config<scalar_t, 8, 1>(gy, x, grad_weight, g, sms, stream);
 }
 
-// Returns false (nothing launched) where the staged window would not fit the shared memory we allow.
+// The tile the backward table chose (select_grad_weight: the staged window fits).
 template <typename scalar_t, typename Tile>
-bool grad_weight_tensorcore_tile(const at::Tensor& gy, const at::Tensor& x, at::Tensor& grad_weight, const Geometry& g,
+void grad_weight_tensorcore_tile(const at::Tensor& gy, const at::Tensor& x, at::Tensor& grad_weight, const Geometry& g,
                                  int64_t sms, cudaStream_t stream) {
   constexpr int kPerWord = 4 / int(sizeof(scalar_t)), kVec = kStageVec<scalar_t>;
   const int64_t taps_read = std::min<int64_t>(g.kernel_size, Tile::kTaps);
@@ -205,7 +216,8 @@ bool grad_weight_tensorcore_tile(const at::Tensor& gy, const at::Tensor& x, at::
   const int64_t shared_bytes = (Tile::kTileO * a.gy_pitch + Tile::kTileC * x_pitch) * int64_t(sizeof(scalar_t));
   const int64_t o_tiles = ceil_div(g.out_channels_per_group(), Tile::kTileO);
   const int64_t c_tiles = ceil_div(g.in_channels_per_group(), Tile::kTileC);
-  if (window > Tile::kMaxWindow || g.groups * o_tiles >= 65536 || c_tiles >= (int64_t{1} << 31)) return false;
+  TORCH_INTERNAL_ASSERT(window <= Tile::kMaxWindow && g.groups * o_tiles < 65536 && c_tiles < (int64_t{1} << 31),
+                        "custom::conv1d_backward: the grad_weight tile does not fit the shape the table gave it");
   a.window = static_cast<int>(window);
   a.x_pitch = static_cast<int>(x_pitch);
   a.o_tiles = static_cast<int>(o_tiles);
@@ -227,19 +239,6 @@ bool grad_weight_tensorcore_tile(const at::Tensor& gy, const at::Tensor& x, at::
                                                          workspace.mutable_data_ptr<float>(), backward_shape(g), a);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   sum_splits<scalar_t, float>(workspace, grad_weight, splits, stream);
-  return true;
-}
-
-// The small tile where a group's channels fit it (the large one would be mostly padding) and its
-// 8-tap window fits, else the large one.
-template <typename scalar_t>
-bool grad_weight_tensorcore(const at::Tensor& gy, const at::Tensor& x, at::Tensor& grad_weight, const Geometry& g,
-                            int64_t sms, cudaStream_t stream) {
-  if (g.out_channels_per_group() <= GradWeightTileSmall::kTileO && g.in_channels_per_group() <= GradWeightTileSmall::kTileC &&
-      grad_weight_tensorcore_tile<scalar_t, GradWeightTileSmall>(gy, x, grad_weight, g, sms, stream)) {
-    return true;
-  }
-  return grad_weight_tensorcore_tile<scalar_t, GradWeightTileLarge>(gy, x, grad_weight, g, sms, stream);
 }
 
 template <typename scalar_t>
@@ -267,35 +266,39 @@ void grad_weight_cuda_cores(const at::Tensor& gy, const at::Tensor& x, at::Tenso
 
 }  // namespace
 
-void launch_grad_weight(const at::Tensor& grad_output, const at::Tensor& input, at::Tensor& grad_weight,
-                        const Geometry& g, bool allow_tf32) {
+void launch_grad_weight(GradWeightChoice choice, const at::Tensor& grad_output, const at::Tensor& input,
+                        at::Tensor& grad_weight, const Geometry& g) {
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "custom::conv1d_backward (CUDA grad_weight)", [&] {
-    if (g.in_channels_per_group() == 1) return grad_weight_one_channel<scalar_t>(grad_output, input, grad_weight, g, sms, stream);
-    if constexpr (!std::is_same_v<scalar_t, double>) {
-      const bool tensor_cores = !std::is_same_v<scalar_t, float> || allow_tf32;
-      if (tensor_cores && grad_weight_tensorcore<scalar_t>(grad_output, input, grad_weight, g, sms, stream)) return;
+    switch (choice) {
+      case GradWeightChoice::kZero:
+        grad_weight.zero_();
+        return;
+      case GradWeightChoice::kOneChannel:
+        return grad_weight_one_channel<scalar_t>(grad_output, input, grad_weight, g, sms, stream);
+      case GradWeightChoice::kTensorCoreSmall:
+      case GradWeightChoice::kTensorCoreLarge:
+        if constexpr (!std::is_same_v<scalar_t, double>) {
+          if (choice == GradWeightChoice::kTensorCoreSmall) {
+            return grad_weight_tensorcore_tile<scalar_t, GradWeightTileSmall>(grad_output, input, grad_weight, g, sms, stream);
+          }
+          return grad_weight_tensorcore_tile<scalar_t, GradWeightTileLarge>(grad_output, input, grad_weight, g, sms, stream);
+        }
+        TORCH_INTERNAL_ASSERT(false, "custom::conv1d_backward: no tensor-core grad_weight for float64");
+      case GradWeightChoice::kCudaCores:
+        return grad_weight_cuda_cores<scalar_t>(grad_output, input, grad_weight, g, sms, stream);
     }
-    grad_weight_cuda_cores<scalar_t>(grad_output, input, grad_weight, g, sms, stream);
   });
 }
 
 at::Tensor grad_input_one_channel(const at::Tensor& grad_output, const at::Tensor& weight, const Geometry& g) {
   using P = GradInputOneChannel;
-  if (g.in_channels_per_group() != 1 || g.out_channels_per_group() < 2 || g.stride > P::kMaxStride) return {};
-  auto floor_div = [](int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); };
-  const int64_t q_per_tile = (P::kThreads / g.stride) * P::kItems;
-  const int64_t window_offset = floor_div(g.pad_left - (g.kernel_size - 1) * g.dilation, g.stride);
-  const int64_t window = q_per_tile + floor_div(g.stride - 1 + g.pad_left, g.stride) - window_offset;
-  const int64_t element = grad_output.scalar_type() == at::kDouble ? 8 : 4;  // the accumulation type
-  const int64_t shared_bytes = P::kOutsPerStage * (window + g.kernel_size) * element;
-  const int64_t q_tiles = ceil_div(ceil_div(g.in_length, g.stride), q_per_tile);
-  const int64_t blocks = g.batch * g.in_channels * q_tiles;
-  if (shared_bytes > 48 * 1024 || blocks >= (int64_t{1} << 31) || g.pad_left > (int64_t{1} << 30) ||
-      g.kernel_size * g.dilation > (int64_t{1} << 30)) {
-    return {};
-  }
+  const auto layout = grad_input_one_channel_layout(g, grad_output.scalar_type());
+  TORCH_INTERNAL_ASSERT(layout.has_value(),
+                        "custom::conv1d_backward: the one-channel grad_input kernel was given a shape it does not serve");
+  const int64_t window = layout->window, window_offset = layout->window_offset, q_tiles = layout->q_tiles;
+  const int64_t shared_bytes = layout->shared_bytes, blocks = layout->blocks;
   at::Tensor grad_input = at::empty({g.batch, g.in_channels, g.in_length}, grad_output.options());
   GradInputOneChannelArgs a;
   a.batch = g.batch;

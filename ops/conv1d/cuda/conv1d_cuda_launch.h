@@ -4,6 +4,7 @@
 // (conv1d_cuda.cpp) holds the device guard and has allocated the output.
 
 #include "ops/conv1d/conv1d_geometry.h"
+#include "ops/conv1d/cuda/conv1d_cuda_backward_dispatch.h"
 #include "ops/conv1d/cuda/conv1d_cuda_dispatch.h"
 
 namespace custom_ops::conv1d::cuda {
@@ -16,14 +17,15 @@ void launch_depthwise(KernelChoice choice, const at::Tensor& input, const at::Te
 void launch_direct(KernelChoice choice, const at::Tensor& input, const at::Tensor& weight, const at::Tensor& bias,
                    at::Tensor& out, const Geometry& g);
 
-// custom::conv1d_backward's grad_weight (conv1d_cuda_backward.cu): contiguous tensors; (O, C_g, K) reduced
-// deterministically (fixed split order, no atomics); tensor cores where allow_tf32 / 16-bit allows.
-void launch_grad_weight(const at::Tensor& grad_output, const at::Tensor& input, at::Tensor& grad_weight,
-                        const Geometry& g, bool allow_tf32);
+// custom::conv1d_backward's grad_weight (conv1d_cuda_backward.cu) with the kernel the backward table chose
+// (select_grad_weight): contiguous tensors, a batch of at least one; (O, C_g, K) reduced
+// deterministically (fixed split order, no atomics).
+void launch_grad_weight(GradWeightChoice choice, const at::Tensor& grad_output, const at::Tensor& input,
+                        at::Tensor& grad_weight, const Geometry& g);
 
 // custom::conv1d_backward's grad_input where each group has one input channel and several output
-// channels (conv1d_cuda_backward.cu): contiguous grad_output and weight, a non-empty shape; returns
-// grad_input (N, C, L), or an undefined tensor, launching nothing, for shapes it does not serve.
+// channels (conv1d_cuda_backward.cu), for the shapes select_grad_input gives it: contiguous grad_output
+// and weight; returns grad_input (N, C, L).
 at::Tensor grad_input_one_channel(const at::Tensor& grad_output, const at::Tensor& weight, const Geometry& g);
 
 // True when every (n, c) row of the (N, C, L) input is contiguous and starts on a 16-byte boundary, so

@@ -1,0 +1,77 @@
+#pragma once
+// Kernel selection of the CUDA backward: the one table that says which kernel computes each gradient
+// of custom::conv1d_backward for which shapes (the forward's is conv1d_cuda_dispatch.h). Plain C++ (no
+// CUDA needed), so that CPU-only builds and tests can ask which kernels a shape would get
+// (custom::conv1d_cuda_backward_kernels).
+
+#include "ops/conv1d/conv1d_geometry.h"
+#include "ops/conv1d/cuda/conv1d_cuda_dispatch.h"
+
+#include <c10/core/ScalarType.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace custom_ops::conv1d::cuda {
+
+enum class GradInputChoice {
+  kNone,        // grad_input has no elements
+  kOneChannel,  // one input channel per group, several output channels: all phases in one pass
+  kPhases,      // the transposed convolution as one forward convolution per stride phase
+};
+
+enum class GradWeightChoice {
+  kZero,             // an empty batch: no terms, grad_weight is zero
+  kOneChannel,       // one input channel per group: a reduction per (output channel, tap)
+  kTensorCoreSmall,  // mma.sync, 32 output x 32 input channels x 8 taps a block (groups of <= 32 channels)
+  kTensorCoreLarge,  // mma.sync, 64 output x 64 input channels x 4 taps a block
+  kCudaCores,        // CUDA-core split reduction (float64, strict float32, staged windows too long)
+};
+
+// The constants the table needs (the kernels static_assert that they match).
+struct GradInputOneChannelLimits {
+  static constexpr int kThreads = 256, kItems = 4, kOutsPerStage = 16;
+  static constexpr int kMaxStride = 32;  // at least 8 q per block
+  static constexpr int64_t kMaxSharedBytes = 48 * 1024;
+};
+struct GradWeightTileLimits {
+  int tile_o, tile_c, taps;
+  static constexpr int kChunk = 64;       // positions a stage holds
+  static constexpr int kMaxWindow = 192;  // staged input positions per row
+};
+constexpr GradWeightTileLimits kGradWeightTileLarge{64, 64, 4}, kGradWeightTileSmall{32, 32, 8};
+
+// How the one-channel grad_input kernel lays a shape out, or nothing where it does not serve it.
+struct GradInputOneChannelLayout {
+  int64_t q_tiles;        // tiles of positions per row
+  int64_t window;         // grad_output positions a tile stages
+  int64_t window_offset;  // where the window starts, relative to the tile's first q
+  int64_t shared_bytes;
+  int64_t blocks;
+};
+std::optional<GradInputOneChannelLayout> grad_input_one_channel_layout(const Geometry& g, c10::ScalarType dtype);
+
+// Phase rho of the transposed convolution (grad_input positions rho, rho + s, ...): the forward
+// convolution of grad_output[..., source_offset:] with taps k0, k0 + s / gcd(s, d), ... of the flipped,
+// transposed weights that fills it, or `zero` where no tap reaches it.
+struct GradInputPhase {
+  bool empty = false;  // no grad_input position in this phase (L < s)
+  bool zero = false;   // no tap reaches it: its slice of grad_input is zero
+  int64_t k0 = 0, taps = 0, tap_step = 1;
+  int64_t source_offset = 0;  // grad_output positions the phase's convolution skips at the start
+  Geometry geometry;          // of that convolution (input: grad_output's channels, output: the input's)
+};
+GradInputPhase grad_input_phase(const Geometry& g, int64_t rho);
+
+GradInputChoice select_grad_input(const Geometry& g, c10::ScalarType dtype);
+GradWeightChoice select_grad_weight(const Geometry& g, c10::ScalarType dtype, bool allow_tf32);
+
+// Names, e.g. "grad_input_one_channel", "transposed(hopper_bf16)" (the forward kernel of each phase),
+// "grad_weight_tensorcore_large_tf32", "grad_weight_cuda_cores". `device_runs_hopper` says what the forward
+// table may use for the phases: their input is grad_output, contiguous and (as allocated) aligned.
+std::string grad_input_name(GradInputChoice choice, const Geometry& g, c10::ScalarType dtype, bool allow_tf32,
+                            bool device_runs_hopper);
+std::string grad_weight_name(GradWeightChoice choice, c10::ScalarType dtype, bool allow_tf32);
+
+}  // namespace custom_ops::conv1d::cuda

@@ -1,0 +1,106 @@
+"""Every branch of the CUDA backward's dispatch table (ops/conv1d/cuda/conv1d_cuda_backward_dispatch.cpp)
+is reached by a shape here. The query custom::conv1d_cuda_backward_kernels says which kernel computes
+each gradient (checked on every machine: the table is plain C++); on a GPU the three gradients of that
+shape are compared with aten's float64 ones."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import TOLERANCE, relative_max_error
+
+HAS_CUDA = torch.cuda.is_available()
+ON_HOPPER = HAS_CUDA and torch.cuda.get_device_capability() == (9, 0)
+
+# (name, (N, C, O, K, L), conv arguments, grad_input kind, phases with a kernel, grad_weight kernel)
+# grad_weight kernels: "tc_large" / "tc_small" become grad_weight_tensorcore_{large,small}_<precision>
+# where tensor cores apply (TF32 allowed, 16-bit), grad_weight_cuda_cores otherwise.
+CASES = [
+    ("dense", (2, 64, 128, 3, 1000), dict(padding=1), "transposed", 1, "tc_large"),
+    ("grouped, 32 channels a group", (2, 64, 64, 5, 999), dict(padding=2, groups=2), "transposed", 1, "tc_small"),
+    ("stride 3, K 2: a phase no tap reaches", (2, 16, 48, 2, 901), dict(stride=3), "transposed", 2, "tc_large"),
+    ("stride 4: window too long for the tiles", (2, 16, 32, 3, 2000), dict(stride=4, padding=1), "transposed", 3,
+     "grad_weight_cuda_cores"),
+    ("stride 2, dilation 3: both phases", (2, 24, 40, 5, 777), dict(stride=2, padding=4, dilation=3), "transposed", 2,
+     "tc_large"),
+    ("stride 2, dilation 2: one phase", (2, 24, 40, 3, 777), dict(stride=2, padding=2, dilation=2), "transposed", 1,
+     "tc_large"),
+    ("depthwise", (2, 16, 16, 4, 3000), dict(padding=3, groups=16), "transposed", 1, "grad_weight_one_channel"),
+    ("single-channel front end", (2, 1, 24, 10, 5003), dict(stride=5), "grad_input_one_channel", 0,
+     "grad_weight_one_channel"),
+    ("channel multiplier, stride 4", (2, 8, 16, 3, 701), dict(stride=4, padding=1, groups=8),
+     "grad_input_one_channel", 0, "grad_weight_one_channel"),
+    ("channel multiplier, window over 48 KB", (2, 8, 16, 9, 700), dict(padding=4, groups=8), "transposed", 1,
+     "grad_weight_one_channel"),
+    ("empty batch", (0, 8, 16, 3, 100), dict(padding=1), "none", 0, "zero"),
+]
+
+PRECISIONS = [  # (dtype, allow_tf32, precision suffix of tensor-core kernels or None: CUDA cores, tolerance)
+    (torch.float32, True, "_tf32", 5e-3),
+    (torch.float32, False, None, 1e-5),
+    (torch.float16, True, "_fp16", 4 * TOLERANCE[torch.float16]),
+    (torch.bfloat16, True, "_bf16", 4 * TOLERANCE[torch.bfloat16]),
+    (torch.float64, True, None, TOLERANCE[torch.float64]),
+]
+
+
+@pytest.fixture
+def tf32_setting():
+    previous = torch.backends.cudnn.allow_tf32
+    yield lambda allowed: setattr(torch.backends.cudnn, "allow_tf32", allowed)
+    torch.backends.cudnn.allow_tf32 = previous
+
+
+def expected_grad_weight(kernel, suffix):
+    if kernel.startswith("tc_"):
+        return "grad_weight_cuda_cores" if suffix is None else \
+            "grad_weight_tensorcore_" + kernel[3:] + suffix
+    return kernel
+
+
+def conv_args(conv):
+    return [conv.get("stride", 1)], [conv.get("padding", 0)], [conv.get("dilation", 1)], conv.get("groups", 1)
+
+
+@pytest.mark.parametrize("dtype, allow_tf32, suffix, tolerance", PRECISIONS,
+                         ids=["fp32-tf32", "fp32-strict", "fp16", "bf16", "fp64"])
+@pytest.mark.parametrize("name, shape, conv, input_kind, phases, weight_kernel", CASES, ids=[c[0] for c in CASES])
+def test_backward_dispatch_branch(name, shape, conv, input_kind, phases, weight_kernel, dtype, allow_tf32, suffix,
+                                  tolerance, tf32_setting):
+    tf32_setting(allow_tf32)
+    n, c, o, k, length = shape
+    args = conv_args(conv)
+    groups = args[3]
+    x = torch.empty(n, c, length, dtype=dtype, device="meta")
+    w = torch.empty(o, c // groups, k, dtype=dtype, device="meta")
+    for arch in (80, 90):
+        grad_input, grad_weight, grad_bias = torch.ops.custom.conv1d_cuda_backward_kernels(x, w, *args, arch=arch)
+        assert grad_weight == expected_grad_weight(weight_kernel, suffix)
+        assert grad_bias == "sum"
+        if input_kind != "transposed":
+            assert grad_input == input_kind
+            continue
+        # One forward kernel per phase that a tap reaches, each from the forward table.
+        assert grad_input.startswith("transposed(") and grad_input.endswith(")")
+        kernels = grad_input[len("transposed("):-1].split(",")
+        assert len(kernels) == phases
+        if arch == 80:
+            assert not any(kernel.startswith("hopper") for kernel in kernels)
+    if not HAS_CUDA:
+        return
+
+    gen = torch.Generator().manual_seed(len(name))
+    x64 = torch.randn(n, c, length, generator=gen, dtype=torch.float64)
+    w64 = torch.randn(o, c // groups, k, generator=gen, dtype=torch.float64)
+    b64 = torch.randn(o, generator=gen, dtype=torch.float64)
+    gy64 = torch.randn(F.conv1d(x64, w64, b64, *args).shape, generator=gen, dtype=torch.float64)
+    leaves64 = [t.clone().requires_grad_() for t in (x64, w64, b64)]
+    refs = torch.autograd.grad(F.conv1d(*leaves64, *args), leaves64, gy64)
+    leaves = [t.to("cuda", dtype).requires_grad_() for t in (x64, w64, b64)]
+    y = torch.ops.custom.conv1d(*leaves, *args)
+    grads = torch.autograd.grad(y, leaves, gy64.to("cuda", dtype))
+    reported = torch.ops.custom.conv1d_cuda_backward_kernels(leaves[0], leaves[1], *args)
+    expected = torch.ops.custom.conv1d_cuda_backward_kernels(x, w, *args, arch=90 if ON_HOPPER else 80)
+    assert reported == expected
+    for what, got, ref in zip(("grad_input", "grad_weight", "grad_bias"), grads, refs):
+        err = relative_max_error(got, ref)
+        assert err <= tolerance, f"{what} ({reported}): relative error {err:.3e}"
