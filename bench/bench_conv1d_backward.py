@@ -8,10 +8,13 @@ against aten's float64 gradients of the whole batch.
     python bench/bench_conv1d_backward.py [--suite quick|full] [--repeats 20] [--markdown FILE]
                                           [--breakdown FILE]
 
---breakdown also writes, per case, the GPU time of each kernel of one backward call (ours and cuDNN's),
-from torch.profiler: which gradient costs what, the evidence behind each shortfall.
+The table also gives cuDNN's compute kernels alone (torch.profiler: every kernel of its backward call
+but the NCHW <-> NHWC layout conversions), and which of our kernels computes each gradient
+(custom::conv1d_cuda_backward_kernels). --breakdown also writes, per case, the GPU time of each kernel
+of one backward call (ours and cuDNN's): which gradient costs what, the evidence behind each shortfall.
 """
 import argparse
+import re
 import statistics
 import sys
 
@@ -21,6 +24,9 @@ import torch.nn.functional as F
 from bench_conv1d import DTYPES_OTHER, SHAPES, custom_ops, kernel_breakdown, time_calls
 
 TOLERANCE = {"fp32-tf32": 5e-3, "bf16": 2e-2}
+
+# cuDNN's layout conversions around its compute kernels (names as torch.profiler reports them).
+LAYOUT_KERNEL = re.compile(r"nchwToNhwc|nhwcToNchw|[Tt]ranspose|convertTensor", re.IGNORECASE)
 
 
 def gradients(fn, x, w, b, gy):
@@ -45,9 +51,12 @@ def run_case(name, dims, params, label, dtype, allow_tf32, repeats, breakdown=No
     ours_fn, cudnn_fn = gradients(ours, x, w, b, gy), gradients(cudnn, x, w, b, gy)
     ours_ms = statistics.median(time_calls(ours_fn, repeats))
     cudnn_ms = statistics.median(time_calls(cudnn_fn, repeats))
+    cudnn_kernels = kernel_breakdown(cudnn_fn)
+    cudnn_compute_ms = sum(us for kernel, us in cudnn_kernels if not LAYOUT_KERNEL.search(kernel)) / 1e3
+    kernels = torch.ops.custom.conv1d_cuda_backward_kernels(x, w, [stride], [padding], [dilation], groups)
     if breakdown is not None:
-        for who, fn in (("ours", ours_fn), ("cuDNN", cudnn_fn)):
-            for kernel, us in kernel_breakdown(fn):
+        for who, rows in (("ours", kernel_breakdown(ours_fn)), ("cuDNN", cudnn_kernels)):
+            for kernel, us in rows:
                 breakdown.append(f"| {name} | {label} | {who} | {us:.0f} | `{kernel[:90]}` |")
     got = ours_fn()  # the timed computation
     inputs64 = [t.detach().double().requires_grad_() for t in ([x, w] + ([b] if b is not None else []))]
@@ -57,7 +66,8 @@ def run_case(name, dims, params, label, dtype, allow_tf32, repeats, breakdown=No
     ok = err <= TOLERANCE[label]
     del x, w, b, gy, got, ref, inputs64, ours_fn, cudnn_fn
     torch.cuda.empty_cache()
-    return dict(shape=name, dtype=label, ours=ours_ms, cudnn=cudnn_ms, speedup=cudnn_ms / ours_ms, err=err, ok=ok)
+    return dict(shape=name, dtype=label, ours=ours_ms, cudnn=cudnn_ms, speedup=cudnn_ms / ours_ms,
+                cudnn_compute=cudnn_compute_ms, err=err, ok=ok, kernels=kernels)
 
 
 def main():
@@ -76,11 +86,13 @@ def main():
             results.append(r)
             print(f"  {name:22s} {label:10s} ours {r['ours']:8.3f} ms  cuDNN {r['cudnn']:8.3f} ms  err {r['err']:.1e} "
                   f"{'ok' if r['ok'] else 'WRONG'}", flush=True)
-    lines = ["| shape | dtype | ours backward ms | cuDNN backward ms | speedup | rel. error (worst gradient) |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| shape | dtype | ours backward ms | cuDNN backward ms | speedup | cuDNN compute kernels ms | "
+             "vs compute | rel. error (worst gradient) | grad_input / grad_weight kernels |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         lines.append(f"| {r['shape']} | {r['dtype']} | {r['ours']:.3f} | {r['cudnn']:.3f} | {r['speedup']:.2f}x | "
-                     f"{r['err']:.1e}{'' if r['ok'] else ' WRONG'} |")
+                     f"{r['cudnn_compute']:.3f} | {r['cudnn_compute'] / r['ours']:.2f}x | "
+                     f"{r['err']:.1e}{'' if r['ok'] else ' WRONG'} | {r['kernels'][0]} / {r['kernels'][1]} |")
     table = "\n".join(lines)
     print(table)
     if args.markdown:
