@@ -46,13 +46,13 @@ struct HopperPlan {
 constexpr int64_t kHopperSharedBytes = 232448;
 // The epilogue stages the accumulators in shared memory by rounds: whole output rows of a consumer's
 // sub-tile (64 * m_tiles positions), as many rows a round as fit in a slot of at most 64 rows of 256
-// bytes, so that rows leave in long runs. A staging row starts at its global row's offset within a
-// 128-byte line (the copy engine writes a row whose source and destination sit differently in their
-// lines in 16-byte pieces: NOTES h7), hence 128 bytes of room per row, plus 16 so that row pitches are
-// 4 words (mod 32) and the staging writes of a warp spread over the banks. A consumer has
-// `staging_slots` slots: with one slot per round of a tile, a tile's copies drain during the next
-// tile's main loop.
-constexpr int kStagingLineBytes = 128, kStagingRowRoom = kStagingLineBytes + 16;
+// bytes, so that rows leave in long runs. A staging row starts where its global row sits in a 16-byte
+// vector (the copy engine needs 16-byte aligned sources and destinations), hence 16 bytes of room per
+// row; that also makes row pitches 4 words (mod 32), so that the staging writes of a warp (4 rows x 8
+// positions) hit 32 banks. (Placing rows as their global rows sit in a 128-byte line changed nothing
+// measurable and cost pipeline stages: NOTES h7.) A consumer has `staging_slots` slots: with one slot
+// per round of a tile, a tile's copies drain during the next tile's main loop.
+constexpr int kStagingLineBytes = 16, kStagingRowRoom = 16;
 constexpr int kMaxStagingSlotBytes = 64 * (256 + kStagingRowRoom);
 struct EpilogueRound {
   int row_bytes, channels;

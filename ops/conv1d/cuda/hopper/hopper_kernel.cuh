@@ -360,7 +360,7 @@ __device__ __forceinline__ void consume(const HopperParams& p, const SharedLayou
     // rows of the sub-tile (all 64 * MTiles positions: the longer a row, the fewer copies), adding the
     // bias and converting on the way; d[4i + 2h + e] of 64-position tile m is position
     // 64m + 16 * warp + g + 8h, channel 8i + 2t + e. A staging row starts where its global row sits in
-    // a 128-byte line (see epilogue_round): the copy engine writes each row's 16-byte aligned body,
+    // a 16-byte vector (see epilogue_round): the copy engine writes each row's 16-byte aligned body,
     // plain stores its few unaligned end elements.
     using Staging = EpilogueStaging<Traits>;
     const int64_t channel0 = int64_t(c.group) * p.out_channels_per_group + c.o0;
@@ -368,7 +368,7 @@ __device__ __forceinline__ void consume(const HopperParams& p, const SharedLayou
     const int channels_here = min(kTileN, p.out_channels_per_group - c.o0);
     const int valid_positions = static_cast<int>(min(int64_t(kPositions), p.out_length - l0));
     constexpr int kElement = sizeof(Element), kVector = 16 / kElement;
-    auto row_offset = [&](int o) {  // elements from the start of the 128-byte line that holds row o's l0
+    auto row_offset = [&](int o) {  // elements from the 16-byte boundary before row o's l0
       return static_cast<int>((reinterpret_cast<uintptr_t>(out + int64_t(o) * p.out_length + l0) % kStagingLineBytes) /
                               kElement);
     };
