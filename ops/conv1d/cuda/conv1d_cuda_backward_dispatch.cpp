@@ -113,7 +113,7 @@ GradInputPhase grad_input_phase(const Geometry& g, int64_t rho) {
 //       one input channel per group                                             -> grad_weight_one_channel
 //       16-bit, or float32 with TF32 allowed, and
 //           <= 32 output and input channels per group, 8-tap window <= 192       -> grad_weight_tensorcore_small
-//           4-tap window (63 * stride + 3 * dilation + 1) <= 192                 -> grad_weight_tensorcore_large
+//           4-tap window (63 * stride + (min(K, 4) - 1) * dilation + 1) <= 192   -> grad_weight_tensorcore_large
 //       otherwise (float64, strict float32, long strides or halos)              -> grad_weight_cuda_cores
 //   grad_bias: a sum of grad_output over batch and positions                    -> sum
 // ---------------------------------------------------------------------------------------------------

@@ -60,7 +60,7 @@ struct GradInputPhase {
   bool zero = false;   // no tap reaches it: its slice of grad_input is zero
   int64_t k0 = 0, taps = 0, tap_step = 1;
   int64_t source_offset = 0;  // grad_output positions the phase's convolution skips at the start
-  Geometry geometry;          // of that convolution (input: grad_output's channels, output: the input's)
+  Geometry geometry{};        // of that convolution (input: grad_output's channels, output: the input's)
 };
 GradInputPhase grad_input_phase(const Geometry& g, int64_t rho);
 
@@ -69,7 +69,9 @@ GradWeightChoice select_grad_weight(const Geometry& g, c10::ScalarType dtype, bo
 
 // Names, e.g. "grad_input_one_channel", "transposed(hopper_bf16)" (the forward kernel of each phase),
 // "grad_weight_tensorcore_large_tf32", "grad_weight_cuda_cores". `device_runs_hopper` says what the forward
-// table may use for the phases: their input is grad_output, contiguous and (as allocated) aligned.
+// table may use for the phases: their input is grad_output, contiguous, its start taken as 16-byte
+// aligned (a grad_output that is an offset view, as the backward of a split can give, may run another
+// kernel than named for the phases that the Hopper family would take).
 std::string grad_input_name(GradInputChoice choice, const Geometry& g, c10::ScalarType dtype, bool allow_tf32,
                             bool device_runs_hopper);
 std::string grad_weight_name(GradWeightChoice choice, c10::ScalarType dtype, bool allow_tf32);
