@@ -3,6 +3,7 @@
 #include "ops/conv1d/cuda/hopper/conv1d_hopper_plan.h"
 
 #include <algorithm>
+#include <vector>
 
 namespace custom_ops::conv1d::cuda {
 
@@ -87,18 +88,20 @@ std::optional<HopperPlan> plan_hopper(const Geometry& g, c10::ScalarType dtype, 
   auto rounds = [&](int m_tiles) {
     return plan.tile_n / epilogue_round(static_cast<int>(element_size), m_tiles, plan.tile_n).channels;
   };
-  // Two 64-position tiles per consumer where rows are long enough and the 3xTF32 registers allow it.
+  // Two 64-position tiles per consumer where rows are long enough and the 3xTF32 registers allow it;
+  // one where two do not fit.
   const int m_wide = (!split && g.out_length > 64) ? 2 : 1;
+  const std::vector<int> sub_tiles = m_wide == 2 ? std::vector<int>{2, 1} : std::vector<int>{1};
   // Preferred: resident weights (loaded once per (group, channel tile)), the longer sub-tile (longer
   // rows to copy), and as many staging slots as fit, up to one per round of a tile (then a tile's
   // stores overlap the next tile's main loop).
-  for (int m_tiles : {m_wide, 1}) {
+  for (int m_tiles : sub_tiles) {
     for (int slots = rounds(m_tiles); slots >= 1; slots /= 2) {
       if (lay_out(m_tiles, taps_in_window(m_tiles), slots, true)) return plan;
     }
   }
   // Streamed: each stage brings its taps' weights with the input window.
-  for (int m_tiles : {m_wide, 1}) {
+  for (int m_tiles : sub_tiles) {
     const int64_t taps =
         std::min<int64_t>(taps_in_window(m_tiles), std::max<int64_t>(1, kStreamedWeightStageBytes / tap_bytes));
     if (lay_out(m_tiles, taps, 1, false)) return plan;
