@@ -14,11 +14,15 @@
 //     the B operand, read by wgmma from shared memory through a descriptor;
 //   * the epilogue adds the bias (a functor, so an activation can follow) and converts while staging the
 //     accumulators in shared memory by rounds of whole sub-tile rows (as many channels as fit a slot;
-//     up to one slot per round, see epilogue_round); the copy engine then writes the 16-byte aligned
-//     body of each row (bulk stores, one issuing lane per warp), plain stores its ends.
+//     up to one slot per round, see epilogue_round), then goes on to its next tile;
+//   * two storer warps of the producer warpgroup, one per consumer, send the staged rounds: the copy
+//     engine writes the 16-byte aligned body of each row (bulk stores issued by one lane), the warp's
+//     lanes plain-store its ends. Issuing the copies stalls the issuing warp until the copy engine takes
+//     them (NOTES h6-h8); in a warp of its own that wait overlaps the consumers' next main loop.
 // The grid is persistent: CTA b takes tiles b, b + gridDim.x, ..., ordered so that consecutive tiles
-// share their weights. Full/empty mbarriers order the stages; the producer and the consumers walk the
-// same tile sequence, so no other coordination is needed.
+// share their weights. Full/empty mbarriers order the stages, staged/sent mbarriers the staging slots;
+// the producer, the consumers and the storers walk the same tile sequence, so no other coordination is
+// needed.
 
 #include "ops/conv1d/cuda/hopper/conv1d_hopper_plan.h"
 #include "ops/conv1d/cuda/hopper/hopper_ptx.cuh"
@@ -66,8 +70,9 @@ struct HopperTraits {
   static constexpr int kStepsPerTap = kChunk / kStepChannels;
   static constexpr int kAccumulators = TileN / 2;  // per thread of a consumer, per 64-position tile
   static constexpr int kThreads = 384;
-  // Registers per thread after setmaxnreg: the producer keeps few, the consumers take the rest.
-  static constexpr int kProducerRegisters = 72, kConsumerRegisters = 216;
+  // Registers per thread after setmaxnreg: the producer warpgroup (TMA and storer warps) keeps few, the
+  // consumers take the rest.
+  static constexpr int kProducerRegisters = 88, kConsumerRegisters = 208;
   static_assert(128 * kProducerRegisters + 256 * kConsumerRegisters <= 65536, "register file");
   using Mma = std::conditional_t<kFloat, WgmmaTf32<TileN>,
                                  std::conditional_t<std::is_same_v<Element, __half>, WgmmaFp16<TileN>, WgmmaBf16<TileN>>>;
@@ -122,6 +127,33 @@ __device__ __forceinline__ TileCoordinates decode_tile(const HopperParams& p, in
   return c;
 }
 
+// Where a consumer's sub-tile goes in the output: worked out alike by the consumer, which stages it, and
+// by its storer, which sends it.
+template <class Traits>
+struct SubTileOutput {
+  using Element = typename Traits::element_t;
+  static constexpr int kPositions = 64 * Traits::kMTiles;
+  Element* out;  // channel0's row at position l0
+  int64_t out_length, channel0;
+  int channels_here, valid_positions;
+  bool valid;
+  __device__ __forceinline__ SubTileOutput(const HopperParams& p, const TileCoordinates& c, int consumer) {
+    // Selected, not indexed, so the coordinates stay in registers.
+    valid = consumer == 0 ? c.valid[0] : c.valid[1];
+    const int64_t n = consumer == 0 ? c.n[0] : c.n[1], l0 = consumer == 0 ? c.l0[0] : c.l0[1];
+    out_length = p.out_length;
+    channel0 = int64_t(c.group) * p.out_channels_per_group + c.o0;
+    out = static_cast<Element*>(p.output) + (n * p.out_channels + channel0) * p.out_length + l0;
+    channels_here = min(Traits::kTileN, p.out_channels_per_group - c.o0);
+    valid_positions = static_cast<int>(min(int64_t(kPositions), p.out_length - l0));
+  }
+  __device__ __forceinline__ Element* row(int o) const { return out + int64_t(o) * out_length; }
+  // Elements from the 16-byte boundary before row o's first position (where its staging row starts).
+  __device__ __forceinline__ int row_offset(int o) const {
+    return static_cast<int>((reinterpret_cast<uintptr_t>(row(o)) % kStagingLineBytes) / sizeof(Element));
+  }
+};
+
 // Shared memory: [barriers: 1 KB][resident weights][stage 0: input (consumer 0, consumer 1), weights]...
 // [epilogue staging: consumer 0's slots, consumer 1's slots]
 struct SharedLayout {
@@ -163,6 +195,12 @@ __device__ __forceinline__ void consumer_sync(int consumer) {
 constexpr int kMaxStages = 8;
 constexpr int kWeightsFull = 2 * kMaxStages, kWeightsEmpty = 2 * kMaxStages + 1;
 constexpr int kConsumerWarps = 8;  // every consumer warp releases what it read
+// Per consumer and staging slot: staged (the consumer's 4 warps have written a round into the slot) and
+// sent (its storer's copies have read the slot).
+constexpr int kMaxStagingSlots = 4;
+constexpr int staged_barrier(int consumer, int slot) { return 2 * kMaxStages + 2 + consumer * kMaxStagingSlots + slot; }
+constexpr int sent_barrier(int consumer, int slot) { return staged_barrier(2, 0) + consumer * kMaxStagingSlots + slot; }
+static_assert(sent_barrier(2, 0) * 8 <= 1024, "the barriers fit their kilobyte");
 
 template <class Traits>
 __device__ __forceinline__ void produce(const HopperParams& p, const CUtensorMap* input_map, const SharedLayout& smem) {
@@ -352,26 +390,14 @@ __device__ __forceinline__ void consume(const HopperParams& p, const SharedLayou
         if (++stage == p.stages) stage = 0, phase ^= 1;
       }
     }
-    // This consumer's sub-tile (selected, not indexed, so the coordinates stay in registers).
-    const bool valid = consumer == 0 ? c.valid[0] : c.valid[1];
-    const int64_t n = consumer == 0 ? c.n[0] : c.n[1], l0 = consumer == 0 ? c.l0[0] : c.l0[1];
-    if (!valid) continue;
-    // Epilogue: through shared memory, and out by the copy engine. A round stages `kRoundChannels` whole
-    // rows of the sub-tile (all 64 * MTiles positions: the longer a row, the fewer copies), adding the
-    // bias and converting on the way; d[4i + 2h + e] of 64-position tile m is position
-    // 64m + 16 * warp + g + 8h, channel 8i + 2t + e. A staging row starts where its global row sits in
-    // a 16-byte vector (see epilogue_round): the copy engine writes each row's 16-byte aligned body,
-    // plain stores its few unaligned end elements.
+    const SubTileOutput<Traits> sub(p, c, consumer);
+    if (!sub.valid) continue;
+    // Epilogue: through shared memory, and out by this consumer's storer warp. A round stages
+    // `kRoundChannels` whole rows of the sub-tile (all 64 * MTiles positions: the longer a row, the fewer
+    // copies), adding the bias and converting on the way; d[4i + 2h + e] of 64-position tile m is
+    // position 64m + 16 * warp + g + 8h, channel 8i + 2t + e. A staging row starts where its global row
+    // sits in a 16-byte vector (see epilogue_round), so that the copy engine can write its aligned body.
     using Staging = EpilogueStaging<Traits>;
-    const int64_t channel0 = int64_t(c.group) * p.out_channels_per_group + c.o0;
-    Element* out = static_cast<Element*>(p.output) + (n * p.out_channels + channel0) * p.out_length;
-    const int channels_here = min(kTileN, p.out_channels_per_group - c.o0);
-    const int valid_positions = static_cast<int>(min(int64_t(kPositions), p.out_length - l0));
-    constexpr int kElement = sizeof(Element), kVector = 16 / kElement;
-    auto row_offset = [&](int o) {  // elements from the 16-byte boundary before row o's l0
-      return static_cast<int>((reinterpret_cast<uintptr_t>(out + int64_t(o) * p.out_length + l0) % kStagingLineBytes) /
-                              kElement);
-    };
 #pragma unroll
     for (int round = 0; round < Staging::kRounds; ++round) {
       // This thread's channels of the round, with their epilogue inputs, before any waiting.
@@ -381,24 +407,22 @@ __device__ __forceinline__ void consume(const HopperParams& p, const SharedLayou
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
           const int o = round * Staging::kRoundChannels + 8 * i + 2 * t + e;
-          bias[i][e] = epilogue.bias_of(o < channels_here ? channel0 + o : channel0);
+          bias[i][e] = epilogue.bias_of(sub.channel0 + (o < sub.channels_here ? o : 0));
         }
-      const int slot = staged_rounds % p.staging_slots;
-      ++staged_rounds;
-      uint8_t* staging = smem.staging(p, consumer, slot, Staging::kSlotBytes);
-      // The copies that last read this slot (`staging_slots` rounds ago) are done reading it.
-      if (lane == 0) {
-        if (p.staging_slots == 1) bulk_wait_read<0>();
-        else if (p.staging_slots == 2) bulk_wait_read<1>();
-        else bulk_wait_read<3>();
+      const uint32_t use = staged_rounds++;
+      const int slot = static_cast<int>(use % p.staging_slots);
+      // The storer's copies of the round this slot held `staging_slots` rounds ago have read it.
+      if (use >= uint32_t(p.staging_slots)) {
+        barrier_wait(shared_address(&bars[sent_barrier(consumer, slot)]), (use / p.staging_slots - 1) & 1);
       }
-      consumer_sync(consumer);  // every warp's copies and plain stores from the slot are done
+      uint8_t* staging = smem.staging(p, consumer, slot, Staging::kSlotBytes);
 #pragma unroll
       for (int i = 0; i < Staging::kRoundChannels / 8; ++i)
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
           const int row = 8 * i + 2 * t + e, o = round * Staging::kRoundChannels + row;
-          Element* staged = reinterpret_cast<Element*>(staging + row * Staging::kRowBytes) + row_offset(o) + warp * 16 + g;
+          Element* staged =
+              reinterpret_cast<Element*>(staging + row * Staging::kRowBytes) + sub.row_offset(o) + warp * 16 + g;
 #pragma unroll
           for (int m = 0; m < kMTiles; ++m)
 #pragma unroll
@@ -408,37 +432,86 @@ __device__ __forceinline__ void consume(const HopperParams& p, const SharedLayou
             }
         }
       async_proxy_fence();  // the copy engine reads what these ordinary stores wrote
-      consumer_sync(consumer);
-      // Warp w copies rows [w * kRowsPerWarp, (w + 1) * kRowsPerWarp) of the round: lane j works out row
-      // j's copy and stores its ends; lane 0 issues the copies. Copies issued by many lanes of one
-      // instruction, or by one thread that works each out in turn, run at a fraction of the copy
-      // engine's rate (bench/probes/store_rate.cu; NOTES h6).
-      constexpr int kRowsPerWarp = Staging::kRoundChannels / 4;
-      const int row = warp * kRowsPerWarp + lane, o = round * Staging::kRoundChannels + row;
-      uint64_t destination = 0;
-      uint32_t source = 0, bytes = 0;
-      if (lane < kRowsPerWarp && o < channels_here) {
-        const int offset = row_offset(o), shift = offset % kVector;
-        const int head = min(valid_positions, shift == 0 ? 0 : kVector - shift);
-        const int body = (valid_positions - head) / kVector * kVector;
-        Element* y = out + int64_t(o) * p.out_length + l0;
-        const Element* staged = reinterpret_cast<const Element*>(staging + row * Staging::kRowBytes) + offset;
-        for (int q = 0; q < head; ++q) y[q] = staged[q];
-        for (int q = head + body; q < valid_positions; ++q) y[q] = staged[q];
-        destination = reinterpret_cast<uint64_t>(y + head);
-        source = shared_address(staged + head);
-        bytes = body * kElement;
-      }
-#pragma unroll
-      for (int j = 0; j < kRowsPerWarp; ++j) {
-        const uint64_t d = __shfl_sync(0xffffffffu, destination, j);
-        const uint32_t src = __shfl_sync(0xffffffffu, source, j), b = __shfl_sync(0xffffffffu, bytes, j);
-        if (lane == 0 && b > 0) bulk_store(reinterpret_cast<void*>(d), src, b);
-      }
-      if (lane == 0) bulk_commit();
+      __syncwarp();
+      if (lane == 0) barrier_arrive(shared_address(&bars[staged_barrier(consumer, slot)]));
     }
   }
-  bulk_wait();  // the last copies are done before the CTA's shared memory goes
+}
+
+// A storer warp: sends the rounds its consumer stages, in the order they are staged. Lane j works out
+// row j's copy and plain-stores its unaligned ends; lane 0 issues the copies from shuffled parameters
+// (copies issued by many lanes of one instruction, or by one thread that works each out in turn, run
+// at a fraction of the copy engine's rate: bench/probes/store_rate.cu, NOTES h6) and releases a slot
+// once the copies that read it are done reading. The last round's slot is held back while the next is
+// on its way, so that one round's copies are always queued, but never while this warp waits for a
+// round: its consumer may be waiting for that very slot.
+template <class Traits>
+__device__ __forceinline__ void send_staged(const HopperParams& p, const SharedLayout& smem, int consumer) {
+  using Element = typename Traits::element_t;
+  using Staging = EpilogueStaging<Traits>;
+  constexpr int kPositions = 64 * Traits::kMTiles, kElement = sizeof(Element), kVector = 16 / kElement;
+  uint64_t* bars = smem.barriers();
+  const int lane = threadIdx.x % 32;
+  uint32_t sent_rounds = 0;
+  int held_slot = -1;  // the slot of the latest committed copies, not released yet
+  auto release_held = [&] {
+    if (held_slot >= 0 && lane == 0) {
+      bulk_wait_read<0>();
+      barrier_arrive(shared_address(&bars[sent_barrier(consumer, held_slot)]));
+    }
+    held_slot = -1;
+  };
+  for (int64_t tile = blockIdx.x; tile < p.total_tiles; tile += gridDim.x) {
+    const SubTileOutput<Traits> sub(p, decode_tile<Traits::kTileN, kPositions>(p, tile), consumer);
+    if (!sub.valid) continue;
+#pragma unroll 1
+    for (int round = 0; round < Staging::kRounds; ++round) {
+      const uint32_t use = sent_rounds++;
+      const int slot = static_cast<int>(use % p.staging_slots);
+      const uint32_t staged = shared_address(&bars[staged_barrier(consumer, slot)]), parity = (use / p.staging_slots) & 1;
+      int ready = 0;
+      if (lane == 0) ready = barrier_test(staged, parity);
+      if (!__shfl_sync(0xffffffffu, ready, 0)) {
+        release_held();
+        barrier_wait(staged, parity);
+      }
+      const uint8_t* staging = smem.staging(p, consumer, slot, Staging::kSlotBytes);
+#pragma unroll
+      for (int row0 = 0; row0 < Staging::kRoundChannels; row0 += 32) {
+        const int row = row0 + lane, o = round * Staging::kRoundChannels + row;
+        uint64_t destination = 0;
+        uint32_t source = 0, bytes = 0;
+        if (row < Staging::kRoundChannels && o < sub.channels_here) {
+          const int offset = sub.row_offset(o), shift = offset % kVector;
+          const int head = min(sub.valid_positions, shift == 0 ? 0 : kVector - shift);
+          const int body = (sub.valid_positions - head) / kVector * kVector;
+          Element* y = sub.row(o);
+          const Element* staged_row = reinterpret_cast<const Element*>(staging + row * Staging::kRowBytes) + offset;
+          for (int q = 0; q < head; ++q) y[q] = staged_row[q];
+          for (int q = head + body; q < sub.valid_positions; ++q) y[q] = staged_row[q];
+          destination = reinterpret_cast<uint64_t>(y + head);
+          source = shared_address(staged_row + head);
+          bytes = body * kElement;
+        }
+#pragma unroll
+        for (int j = 0; j < 32 && row0 + j < Staging::kRoundChannels; ++j) {
+          const uint64_t d = __shfl_sync(0xffffffffu, destination, j);
+          const uint32_t src = __shfl_sync(0xffffffffu, source, j), b = __shfl_sync(0xffffffffu, bytes, j);
+          if (lane == 0 && b > 0) bulk_store(reinterpret_cast<void*>(d), src, b);
+        }
+      }
+      __syncwarp();  // every lane's end stores have read the slot
+      if (lane == 0) {
+        bulk_commit();
+        if (held_slot >= 0) {
+          bulk_wait_read<1>();  // the held slot's copies, all but the ones just committed
+          barrier_arrive(shared_address(&bars[sent_barrier(consumer, held_slot)]));
+        }
+      }
+      held_slot = slot;
+    }
+  }
+  if (lane == 0) bulk_wait();  // the last copies are done before the CTA's shared memory goes
 }
 
 template <class Traits>
@@ -455,13 +528,23 @@ __global__ void __launch_bounds__(Traits::kThreads, 1)
     }
     barrier_init(shared_address(&bars[kWeightsFull]), 1);
     barrier_init(shared_address(&bars[kWeightsEmpty]), kConsumerWarps);
+    for (int consumer = 0; consumer < 2; ++consumer)
+      for (int slot = 0; slot < kMaxStagingSlots; ++slot) {
+        barrier_init(shared_address(&bars[staged_barrier(consumer, slot)]), kConsumerWarps / 2);
+        barrier_init(shared_address(&bars[sent_barrier(consumer, slot)]), 1);  // the storer's issuing lane
+      }
     barrier_init_fence();
   }
   __syncthreads();
   const int warpgroup = threadIdx.x / 128;
   if (warpgroup == 0) {
     lower_register_limit<Traits::kProducerRegisters>();
-    if (threadIdx.x == 0) produce<Traits>(p, &input_map, smem);
+    const int warp = threadIdx.x / 32;
+    if (threadIdx.x == 0) {
+      produce<Traits>(p, &input_map, smem);
+    } else if (warp == 1 || warp == 2) {
+      send_staged<Traits>(p, smem, warp - 1);
+    }
   } else {
     raise_register_limit<Traits::kConsumerRegisters>();
     consume<Traits>(p, smem, warpgroup - 1);
