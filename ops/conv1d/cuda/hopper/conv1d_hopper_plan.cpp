@@ -72,7 +72,7 @@ std::optional<HopperPlan> plan_hopper(const Geometry& g, c10::ScalarType dtype, 
     plan.staging_slots = slots;
     plan.resident_weights = resident;
     const EpilogueRound round = epilogue_round(static_cast<int>(element_size), m_tiles, plan.tile_n);
-    const int64_t fixed = kBarrierBytes + 2 * int64_t(slots) * round.channels * round.row_bytes;
+    const int64_t fixed = kBarrierBytes + int64_t(slots) * round.channels * round.row_bytes;
     const int64_t resident_bytes = resident ? int64_t(plan.chunks) * plan.tap_groups * plan.weight_stage_bytes : 0;
     const int64_t stage_bytes = plan.input_stage_bytes + (resident ? 0 : plan.weight_stage_bytes);
     const int64_t stages = std::min<int64_t>(kMaxStages, (max_shared_bytes - fixed - resident_bytes) / stage_bytes);

@@ -33,7 +33,7 @@ struct HopperPlan {
   int tap_groups;       // ceil(K / taps_per_stage)
   int stages;           // pipeline depth
   bool resident_weights;
-  int staging_slots;    // epilogue rounds a consumer can stage before the oldest must have left (1, 2, 4)
+  int staging_slots;    // epilogue rounds staged before the oldest must have left (1, 2, 4)
   int64_t input_stage_bytes;   // both consumers' windows
   int64_t weight_stage_bytes;  // one stage's weights (parts x taps x tile_n x 64 bytes)
   int64_t shared_bytes;        // dynamic shared memory of a CTA
@@ -44,21 +44,23 @@ struct HopperPlan {
 
 // Shared memory the family plans for: an H100's per-block opt-in limit (227 KB).
 constexpr int64_t kHopperSharedBytes = 232448;
-// The epilogue stages the accumulators in shared memory by rounds: whole output rows of a consumer's
-// sub-tile (64 * m_tiles positions), as many rows a round as fit in a slot of at most 64 rows of 256
-// bytes, so that rows leave in long runs. A staging row starts where its global row sits in a 16-byte
-// vector (the copy engine needs 16-byte aligned sources and destinations), hence 16 bytes of room per
-// row; that also makes row pitches 4 words (mod 32), so that the staging writes of a warp (4 rows x 8
-// positions) hit 32 banks. (Placing rows as their global rows sit in a 128-byte line changed nothing
-// measurable and cost pipeline stages: NOTES h7.) A consumer has `staging_slots` slots: with one slot
-// per round of a tile, a tile's copies drain during the next tile's main loop.
-constexpr int kStagingLineBytes = 16, kStagingRowRoom = 16;
-constexpr int kMaxStagingSlotBytes = 64 * (256 + kStagingRowRoom);
+// The epilogue stages the accumulators in shared memory by rounds of whole output rows of a tile: a
+// staging row holds both consumers' sub-tiles side by side (2 x 64 * m_tiles positions), so that where
+// the two are neighbours in one output row (every tile but one that straddles a row's end) the row
+// leaves in one copy: the copies cost per copy, hardly per byte (NOTES h6-h9). A round has as many rows
+// as fit in a slot of at most 64 rows of 512 bytes. A part starts where its global row sits in a 16-byte
+// vector (the copy engine needs 16-byte aligned sources and destinations); the second part of a tile
+// whose sub-tiles are not neighbours starts one vector further on. Hence 80 bytes of room a row: 16 for
+// each part's placement and 16 between, rounded so that row pitches are 20 words (mod 32) and the
+// staging writes of a warp (rows 0, 2, 4, 6 x 8 positions) hit 32 banks. `staging_slots` slots: with
+// one per round of a tile, a tile's copies drain while the next tile's main loop runs.
+constexpr int kStagingLineBytes = 16, kStagingRowRoom = 80;
+constexpr int kMaxStagingSlotBytes = 64 * (512 + kStagingRowRoom);
 struct EpilogueRound {
   int row_bytes, channels;
 };
 constexpr EpilogueRound epilogue_round(int element_size, int m_tiles, int tile_n) {
-  const int row_bytes = 64 * m_tiles * element_size + kStagingRowRoom;
+  const int row_bytes = 2 * 64 * m_tiles * element_size + kStagingRowRoom;
   const int fit = kMaxStagingSlotBytes / row_bytes / 8 * 8;
   return {row_bytes, fit >= tile_n ? tile_n : (fit >= 64 ? 64 : 32)};
 }

@@ -13,12 +13,14 @@
 //     start at a one-element shift, and TF32 wgmma reads shared operands only K-major). The weights are
 //     the B operand, read by wgmma from shared memory through a descriptor;
 //   * the epilogue adds the bias (a functor, so an activation can follow) and converts while staging the
-//     accumulators in shared memory by rounds of whole sub-tile rows (as many channels as fit a slot;
-//     up to one slot per round, see epilogue_round), then goes on to its next tile;
-//   * two storer warps of the producer warpgroup, one per consumer, send the staged rounds: the copy
-//     engine writes the 16-byte aligned body of each row (bulk stores issued by one lane), the warp's
-//     lanes plain-store its ends. Issuing the copies stalls the issuing warp until the copy engine takes
-//     them (NOTES h6-h8); in a warp of its own that wait overlaps the consumers' next main loop.
+//     accumulators in shared memory by rounds of whole tile rows, both consumers' sub-tiles side by side
+//     (as many channels as fit a slot; up to one slot per round, see epilogue_round), then goes on to
+//     its next tile;
+//   * two storer warps of the producer warpgroup, each with half the rows of a round, send the staged
+//     rounds: the copy engine writes the 16-byte aligned body of each row, one copy for both sub-tiles
+//     where they are neighbours in the output row (bulk stores issued by one lane), the warp's lanes
+//     plain-store the ends. Issuing the copies stalls the issuing warp until the copy engine takes them
+//     (NOTES h6-h9); in warps of their own that wait overlaps the consumers' next main loop.
 // The grid is persistent: CTA b takes tiles b, b + gridDim.x, ..., ordered so that consecutive tiles
 // share their weights. Full/empty mbarriers order the stages, staged/sent mbarriers the staging slots;
 // the producer, the consumers and the storers walk the same tile sequence, so no other coordination is
@@ -85,7 +87,10 @@ struct EpilogueStaging {
       epilogue_round(int(sizeof(typename Traits::element_t)), Traits::kMTiles, Traits::kTileN);
   static constexpr int kRowBytes = kRound.row_bytes, kRoundChannels = kRound.channels;
   static constexpr int kSlotBytes = kRowBytes * kRoundChannels, kRounds = Traits::kTileN / kRoundChannels;
-  static_assert(Traits::kTileN % kRoundChannels == 0 && kRowBytes % 128 == 16, "rounds, bank-conflict-free writes");
+  static constexpr int kPositions = 64 * Traits::kMTiles;  // of one consumer: a part of a staging row
+  static constexpr int kVector = 16 / int(sizeof(typename Traits::element_t));
+  static_assert(Traits::kTileN % kRoundChannels == 0 && kRowBytes % 128 == 80, "rounds, bank-conflict-free writes");
+  static_assert(kRowBytes >= 2 * (kPositions + 2 * kVector) * int(sizeof(typename Traits::element_t)), "room");
 };
 
 // Bias, then nothing else: the hook where an activation would go. The bias of a channel is read once
@@ -154,8 +159,23 @@ struct SubTileOutput {
   }
 };
 
+// Whether the tile's two sub-tiles are neighbours in one output row: then a staging row is one run of
+// positions, and leaves in one copy.
+template <int Positions>
+__device__ __forceinline__ bool neighbours(const TileCoordinates& c) {
+  return c.valid[0] && c.valid[1] && c.n[0] == c.n[1] && c.l0[1] == c.l0[0] + Positions;
+}
+
+// Where a consumer's part of a staging row starts, before its placement within a vector: the second
+// part follows the first directly when the sub-tiles are neighbours (their placements then agree), else
+// a vector further on.
+template <class Staging>
+__device__ __forceinline__ int part_start(int consumer, bool neighbours) {
+  return consumer == 0 ? 0 : Staging::kPositions + (neighbours ? 0 : Staging::kVector);
+}
+
 // Shared memory: [barriers: 1 KB][resident weights][stage 0: input (consumer 0, consumer 1), weights]...
-// [epilogue staging: consumer 0's slots, consumer 1's slots]
+// [epilogue staging slots]
 struct SharedLayout {
   uint8_t* base;
   uint32_t stage_bytes;
@@ -167,9 +187,8 @@ struct SharedLayout {
   __device__ __forceinline__ uint8_t* stage_weights(const HopperParams& p, int stage) const {
     return base + 1024 + p.resident_bytes + size_t(stage) * stage_bytes + p.input_stage_bytes;
   }
-  __device__ __forceinline__ uint8_t* staging(const HopperParams& p, int consumer, int slot, int slot_bytes) const {
-    return base + 1024 + p.resident_bytes + size_t(p.stages) * stage_bytes +
-           (consumer * p.staging_slots + slot) * slot_bytes;
+  __device__ __forceinline__ uint8_t* staging(const HopperParams& p, int slot, int slot_bytes) const {
+    return base + 1024 + p.resident_bytes + size_t(p.stages) * stage_bytes + slot * slot_bytes;
   }
 };
 
@@ -195,12 +214,12 @@ __device__ __forceinline__ void consumer_sync(int consumer) {
 constexpr int kMaxStages = 8;
 constexpr int kWeightsFull = 2 * kMaxStages, kWeightsEmpty = 2 * kMaxStages + 1;
 constexpr int kConsumerWarps = 8;  // every consumer warp releases what it read
-// Per consumer and staging slot: staged (the consumer's 4 warps have written a round into the slot) and
-// sent (its storer's copies have read the slot).
-constexpr int kMaxStagingSlots = 4;
-constexpr int staged_barrier(int consumer, int slot) { return 2 * kMaxStages + 2 + consumer * kMaxStagingSlots + slot; }
-constexpr int sent_barrier(int consumer, int slot) { return staged_barrier(2, 0) + consumer * kMaxStagingSlots + slot; }
-static_assert(sent_barrier(2, 0) * 8 <= 1024, "the barriers fit their kilobyte");
+// Per staging slot: staged (the 8 consumer warps have written a round into the slot) and sent (both
+// storer warps' copies have read the slot).
+constexpr int kMaxStagingSlots = 4, kStorerWarps = 2;
+constexpr int staged_barrier(int slot) { return 2 * kMaxStages + 2 + slot; }
+constexpr int sent_barrier(int slot) { return staged_barrier(kMaxStagingSlots) + slot; }
+static_assert(sent_barrier(kMaxStagingSlots) * 8 <= 1024, "the barriers fit their kilobyte");
 
 template <class Traits>
 __device__ __forceinline__ void produce(const HopperParams& p, const CUtensorMap* input_map, const SharedLayout& smem) {
@@ -390,14 +409,14 @@ __device__ __forceinline__ void consume(const HopperParams& p, const SharedLayou
         if (++stage == p.stages) stage = 0, phase ^= 1;
       }
     }
-    const SubTileOutput<Traits> sub(p, c, consumer);
-    if (!sub.valid) continue;
-    // Epilogue: through shared memory, and out by this consumer's storer warp. A round stages
-    // `kRoundChannels` whole rows of the sub-tile (all 64 * MTiles positions: the longer a row, the fewer
-    // copies), adding the bias and converting on the way; d[4i + 2h + e] of 64-position tile m is
-    // position 64m + 16 * warp + g + 8h, channel 8i + 2t + e. A staging row starts where its global row
-    // sits in a 16-byte vector (see epilogue_round), so that the copy engine can write its aligned body.
+    // Epilogue: through shared memory, and out by the storer warps. A round stages `kRoundChannels`
+    // whole rows of the tile (both consumers' parts side by side, see epilogue_round), adding the bias
+    // and converting on the way; d[4i + 2h + e] of 64-position tile m is position
+    // 64m + 16 * warp + g + 8h, channel 8i + 2t + e. A consumer without a sub-tile (the last tile of an
+    // odd count) writes nothing but keeps the slots' count.
     using Staging = EpilogueStaging<Traits>;
+    const SubTileOutput<Traits> sub(p, c, consumer);
+    const int part = part_start<Staging>(consumer, neighbours<kPositions>(c)) + warp * 16 + g;
 #pragma unroll
     for (int round = 0; round < Staging::kRounds; ++round) {
       // This thread's channels of the round, with their epilogue inputs, before any waiting.
@@ -411,45 +430,49 @@ __device__ __forceinline__ void consume(const HopperParams& p, const SharedLayou
         }
       const uint32_t use = staged_rounds++;
       const int slot = static_cast<int>(use % p.staging_slots);
-      // The storer's copies of the round this slot held `staging_slots` rounds ago have read it.
+      // The storers' copies of the round this slot held `staging_slots` rounds ago have read it.
       if (use >= uint32_t(p.staging_slots)) {
-        barrier_wait(shared_address(&bars[sent_barrier(consumer, slot)]), (use / p.staging_slots - 1) & 1);
+        barrier_wait(shared_address(&bars[sent_barrier(slot)]), (use / p.staging_slots - 1) & 1);
       }
-      uint8_t* staging = smem.staging(p, consumer, slot, Staging::kSlotBytes);
+      uint8_t* staging = smem.staging(p, slot, Staging::kSlotBytes);
+      if (sub.valid) {
 #pragma unroll
-      for (int i = 0; i < Staging::kRoundChannels / 8; ++i)
+        for (int i = 0; i < Staging::kRoundChannels / 8; ++i)
 #pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          const int row = 8 * i + 2 * t + e, o = round * Staging::kRoundChannels + row;
-          Element* staged =
-              reinterpret_cast<Element*>(staging + row * Staging::kRowBytes) + sub.row_offset(o) + warp * 16 + g;
+          for (int e = 0; e < 2; ++e) {
+            const int row = 8 * i + 2 * t + e, o = round * Staging::kRoundChannels + row;
+            Element* staged =
+                reinterpret_cast<Element*>(staging + row * Staging::kRowBytes) + part + sub.row_offset(o);
 #pragma unroll
-          for (int m = 0; m < kMTiles; ++m)
+            for (int m = 0; m < kMTiles; ++m)
 #pragma unroll
-            for (int h = 0; h < 2; ++h) {
-              const float v = acc[m][4 * (round * Staging::kRoundChannels / 8 + i) + 2 * h + e];
-              staged[64 * m + 8 * h] = static_cast<Element>(epilogue(v, bias[i][e]));
-            }
-        }
-      async_proxy_fence();  // the copy engine reads what these ordinary stores wrote
+              for (int h = 0; h < 2; ++h) {
+                const float v = acc[m][4 * (round * Staging::kRoundChannels / 8 + i) + 2 * h + e];
+                staged[64 * m + 8 * h] = static_cast<Element>(epilogue(v, bias[i][e]));
+              }
+          }
+        async_proxy_fence();  // the copy engine reads what these ordinary stores wrote
+      }
       __syncwarp();
-      if (lane == 0) barrier_arrive(shared_address(&bars[staged_barrier(consumer, slot)]));
+      if (lane == 0) barrier_arrive(shared_address(&bars[staged_barrier(slot)]));
     }
   }
 }
 
-// A storer warp: sends the rounds its consumer stages, in the order they are staged. Lane j works out
-// row j's copy and plain-stores its unaligned ends; lane 0 issues the copies from shuffled parameters
+// A storer warp: sends its half of the rows of every round the consumers stage, in the order they are
+// staged. Lane j works out row j's copy (one per part, or one for both where the sub-tiles are
+// neighbours) and plain-stores its unaligned ends; lane 0 issues the copies from shuffled parameters
 // (copies issued by many lanes of one instruction, or by one thread that works each out in turn, run
 // at a fraction of the copy engine's rate: bench/probes/store_rate.cu, NOTES h6) and releases a slot
 // once the copies that read it are done reading. The last round's slot is held back while the next is
 // on its way, so that one round's copies are always queued, but never while this warp waits for a
-// round: its consumer may be waiting for that very slot.
+// round: the consumers may be waiting for that very slot.
 template <class Traits>
-__device__ __forceinline__ void send_staged(const HopperParams& p, const SharedLayout& smem, int consumer) {
+__device__ __forceinline__ void send_staged(const HopperParams& p, const SharedLayout& smem, int storer) {
   using Element = typename Traits::element_t;
   using Staging = EpilogueStaging<Traits>;
-  constexpr int kPositions = 64 * Traits::kMTiles, kElement = sizeof(Element), kVector = 16 / kElement;
+  constexpr int kPositions = Staging::kPositions, kElement = sizeof(Element), kVector = Staging::kVector;
+  constexpr int kRows = Staging::kRoundChannels / kStorerWarps;  // this warp's rows of a round
   uint64_t* bars = smem.barriers();
   const int lane = threadIdx.x % 32;
   uint32_t sent_rounds = 0;
@@ -457,47 +480,60 @@ __device__ __forceinline__ void send_staged(const HopperParams& p, const SharedL
   auto release_held = [&] {
     if (held_slot >= 0 && lane == 0) {
       bulk_wait_read<0>();
-      barrier_arrive(shared_address(&bars[sent_barrier(consumer, held_slot)]));
+      barrier_arrive(shared_address(&bars[sent_barrier(held_slot)]));
     }
     held_slot = -1;
   };
   for (int64_t tile = blockIdx.x; tile < p.total_tiles; tile += gridDim.x) {
-    const SubTileOutput<Traits> sub(p, decode_tile<Traits::kTileN, kPositions>(p, tile), consumer);
-    if (!sub.valid) continue;
+    const TileCoordinates c = decode_tile<Traits::kTileN, kPositions>(p, tile);
+    const SubTileOutput<Traits> sub0(p, c, 0), sub1(p, c, 1);
+    const bool joined = neighbours<kPositions>(c);
+    // The copies of a staging row: one for both parts where the sub-tiles are neighbours, else one a part.
+    const int pieces = joined ? 1 : int(sub0.valid) + int(sub1.valid);
 #pragma unroll 1
     for (int round = 0; round < Staging::kRounds; ++round) {
       const uint32_t use = sent_rounds++;
       const int slot = static_cast<int>(use % p.staging_slots);
-      const uint32_t staged = shared_address(&bars[staged_barrier(consumer, slot)]), parity = (use / p.staging_slots) & 1;
+      const uint32_t staged = shared_address(&bars[staged_barrier(slot)]), parity = (use / p.staging_slots) & 1;
       int ready = 0;
       if (lane == 0) ready = barrier_test(staged, parity);
       if (!__shfl_sync(0xffffffffu, ready, 0)) {
         release_held();
         barrier_wait(staged, parity);
       }
-      const uint8_t* staging = smem.staging(p, consumer, slot, Staging::kSlotBytes);
+      const uint8_t* staging = smem.staging(p, slot, Staging::kSlotBytes);
 #pragma unroll
-      for (int row0 = 0; row0 < Staging::kRoundChannels; row0 += 32) {
+      for (int row0 = storer * kRows; row0 < (storer + 1) * kRows; row0 += 32) {
         const int row = row0 + lane, o = round * Staging::kRoundChannels + row;
-        uint64_t destination = 0;
-        uint32_t source = 0, bytes = 0;
-        if (row < Staging::kRoundChannels && o < sub.channels_here) {
-          const int offset = sub.row_offset(o), shift = offset % kVector;
-          const int head = min(sub.valid_positions, shift == 0 ? 0 : kVector - shift);
-          const int body = (sub.valid_positions - head) / kVector * kVector;
-          Element* y = sub.row(o);
-          const Element* staged_row = reinterpret_cast<const Element*>(staging + row * Staging::kRowBytes) + offset;
-          for (int q = 0; q < head; ++q) y[q] = staged_row[q];
-          for (int q = head + body; q < sub.valid_positions; ++q) y[q] = staged_row[q];
-          destination = reinterpret_cast<uint64_t>(y + head);
-          source = shared_address(staged_row + head);
-          bytes = body * kElement;
-        }
+        const bool mine = row < (storer + 1) * kRows && o < sub0.channels_here;
+        const Element* staged_row = reinterpret_cast<const Element*>(staging + row * Staging::kRowBytes);
 #pragma unroll
-        for (int j = 0; j < 32 && row0 + j < Staging::kRoundChannels; ++j) {
-          const uint64_t d = __shfl_sync(0xffffffffu, destination, j);
-          const uint32_t src = __shfl_sync(0xffffffffu, source, j), b = __shfl_sync(0xffffffffu, bytes, j);
-          if (lane == 0 && b > 0) bulk_store(reinterpret_cast<void*>(d), src, b);
+        for (int piece = 0; piece < 2; ++piece) {
+          if (piece >= pieces) break;
+          // Piece p is consumer p's part (a tile's first sub-tile always exists), or both parts at once.
+          uint64_t destination = 0;
+          uint32_t source = 0, bytes = 0;
+          if (mine) {
+            Element* y = piece == 0 ? sub0.row(o) : sub1.row(o);
+            const int start = part_start<Staging>(piece, joined) + (piece == 0 ? sub0.row_offset(o) : sub1.row_offset(o));
+            const int length = joined ? kPositions + sub1.valid_positions
+                                      : (piece == 0 ? sub0.valid_positions : sub1.valid_positions);
+            const int shift = start % kVector;
+            const int head = min(length, shift == 0 ? 0 : kVector - shift);
+            const int body = (length - head) / kVector * kVector;
+            const Element* x = staged_row + start;
+            for (int q = 0; q < head; ++q) y[q] = x[q];
+            for (int q = head + body; q < length; ++q) y[q] = x[q];
+            destination = reinterpret_cast<uint64_t>(y + head);
+            source = shared_address(x + head);
+            bytes = body * kElement;
+          }
+#pragma unroll
+          for (int j = 0; j < 32 && row0 + j < (storer + 1) * kRows; ++j) {
+            const uint64_t d = __shfl_sync(0xffffffffu, destination, j);
+            const uint32_t src = __shfl_sync(0xffffffffu, source, j), b = __shfl_sync(0xffffffffu, bytes, j);
+            if (lane == 0 && b > 0) bulk_store(reinterpret_cast<void*>(d), src, b);
+          }
         }
       }
       __syncwarp();  // every lane's end stores have read the slot
@@ -505,7 +541,7 @@ __device__ __forceinline__ void send_staged(const HopperParams& p, const SharedL
         bulk_commit();
         if (held_slot >= 0) {
           bulk_wait_read<1>();  // the held slot's copies, all but the ones just committed
-          barrier_arrive(shared_address(&bars[sent_barrier(consumer, held_slot)]));
+          barrier_arrive(shared_address(&bars[sent_barrier(held_slot)]));
         }
       }
       held_slot = slot;
@@ -528,11 +564,10 @@ __global__ void __launch_bounds__(Traits::kThreads, 1)
     }
     barrier_init(shared_address(&bars[kWeightsFull]), 1);
     barrier_init(shared_address(&bars[kWeightsEmpty]), kConsumerWarps);
-    for (int consumer = 0; consumer < 2; ++consumer)
-      for (int slot = 0; slot < kMaxStagingSlots; ++slot) {
-        barrier_init(shared_address(&bars[staged_barrier(consumer, slot)]), kConsumerWarps / 2);
-        barrier_init(shared_address(&bars[sent_barrier(consumer, slot)]), 1);  // the storer's issuing lane
-      }
+    for (int slot = 0; slot < kMaxStagingSlots; ++slot) {
+      barrier_init(shared_address(&bars[staged_barrier(slot)]), kConsumerWarps);
+      barrier_init(shared_address(&bars[sent_barrier(slot)]), kStorerWarps);  // their issuing lanes
+    }
     barrier_init_fence();
   }
   __syncthreads();
