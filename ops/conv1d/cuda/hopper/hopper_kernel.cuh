@@ -214,8 +214,10 @@ __device__ __forceinline__ void consumer_sync(int consumer) {
 constexpr int kMaxStages = 8;
 constexpr int kWeightsFull = 2 * kMaxStages, kWeightsEmpty = 2 * kMaxStages + 1;
 constexpr int kConsumerWarps = 8;  // every consumer warp releases what it read
-// Per staging slot: staged (the 8 consumer warps have written a round into the slot) and sent (both
-// storer warps' copies have read the slot).
+// Per staging slot: staged (the consumer threads have written a round into the slot) and sent (both
+// storer warps have read it, their copies included). Every thread arrives for what it wrote or read
+// itself (a warp's lane arriving for all after __syncwarp is ordered too, but racecheck sees only the
+// arriving thread's own accesses).
 constexpr int kMaxStagingSlots = 4, kStorerWarps = 2;
 constexpr int staged_barrier(int slot) { return 2 * kMaxStages + 2 + slot; }
 constexpr int sent_barrier(int slot) { return staged_barrier(kMaxStagingSlots) + slot; }
@@ -453,8 +455,7 @@ __device__ __forceinline__ void consume(const HopperParams& p, const SharedLayou
           }
         async_proxy_fence();  // the copy engine reads what these ordinary stores wrote
       }
-      __syncwarp();
-      if (lane == 0) barrier_arrive(shared_address(&bars[staged_barrier(slot)]));
+      barrier_arrive(shared_address(&bars[staged_barrier(slot)]));
     }
   }
 }
@@ -478,8 +479,8 @@ __device__ __forceinline__ void send_staged(const HopperParams& p, const SharedL
   uint32_t sent_rounds = 0;
   int held_slot = -1;  // the slot of the latest committed copies, not released yet
   auto release_held = [&] {
-    if (held_slot >= 0 && lane == 0) {
-      bulk_wait_read<0>();
+    if (held_slot >= 0) {
+      if (lane == 0) bulk_wait_read<0>();
       barrier_arrive(shared_address(&bars[sent_barrier(held_slot)]));
     }
     held_slot = -1;
@@ -536,14 +537,11 @@ __device__ __forceinline__ void send_staged(const HopperParams& p, const SharedL
           }
         }
       }
-      __syncwarp();  // every lane's end stores have read the slot
       if (lane == 0) {
         bulk_commit();
-        if (held_slot >= 0) {
-          bulk_wait_read<1>();  // the held slot's copies, all but the ones just committed
-          barrier_arrive(shared_address(&bars[sent_barrier(held_slot)]));
-        }
+        if (held_slot >= 0) bulk_wait_read<1>();  // the held slot's copies, all but the ones just committed
       }
+      if (held_slot >= 0) barrier_arrive(shared_address(&bars[sent_barrier(held_slot)]));
       held_slot = slot;
     }
   }
@@ -565,8 +563,8 @@ __global__ void __launch_bounds__(Traits::kThreads, 1)
     barrier_init(shared_address(&bars[kWeightsFull]), 1);
     barrier_init(shared_address(&bars[kWeightsEmpty]), kConsumerWarps);
     for (int slot = 0; slot < kMaxStagingSlots; ++slot) {
-      barrier_init(shared_address(&bars[staged_barrier(slot)]), kConsumerWarps);
-      barrier_init(shared_address(&bars[sent_barrier(slot)]), kStorerWarps);  // their issuing lanes
+      barrier_init(shared_address(&bars[staged_barrier(slot)]), 32 * kConsumerWarps);
+      barrier_init(shared_address(&bars[sent_barrier(slot)]), 32 * kStorerWarps);
     }
     barrier_init_fence();
   }
