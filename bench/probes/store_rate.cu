@@ -7,6 +7,8 @@
 // figures of rows longer than 256 bytes or of one issuer are therefore bounds on the issue pattern as
 // written, not the copy engine's rate. Only the first, arithmetic-free version (64 rows of 256 bytes,
 // 65536-element rows) separated the engine: one issuing thread 3.1 TB/s, 64 issuing lanes 1.8 TB/s.
+// The costly part was the staging placement's runtime 64-bit modulo; since 2026-12-04 it is a mask, so
+// the next run measures the engine at every row length (not run yet: NOTES h9 says why it matters).
 //   nvcc -O3 -std=c++17 -arch=sm_90a bench/probes/store_rate.cu -lcuda -o /tmp/store_rate && /tmp/store_rate
 #include <cuda.h>
 #include <cuda_runtime.h>
@@ -64,7 +66,7 @@ __global__ void bulk_rows(Shape s, bool bodies_only, int match) {
     if (issuer) {
       for (int r = me; r < kRows; r += Issuers) {
         uint8_t* dst = reinterpret_cast<uint8_t*>(s.out) + ((rb * kRows + r) * s.length + pb * s.positions) * s.element;
-        const uint32_t src = smem(staging + (slot * kRows + r) * row_bytes + reinterpret_cast<uintptr_t>(dst) % match);
+        const uint32_t src = smem(staging + (slot * kRows + r) * row_bytes + (reinterpret_cast<uintptr_t>(dst) & uintptr_t(match - 1)));
         const int head = bodies_only ? int((16 - reinterpret_cast<uintptr_t>(dst) % 16) % 16) : 0;
         const int bytes = bodies_only ? (s.positions * s.element - head) / 16 * 16 : s.positions * s.element;
         asm volatile("cp.async.bulk.global.shared::cta.bulk_group [%0], [%1], %2;\n" ::"l"(
