@@ -154,8 +154,10 @@ struct SubTileOutput {
   }
   __device__ __forceinline__ Element* row(int o) const { return out + int64_t(o) * out_length; }
   // Elements from the 16-byte boundary before row o's first position (where its staging row starts).
+  // Integer arithmetic: the consumers also place rows past the last channel, which are never stored.
   __device__ __forceinline__ int row_offset(int o) const {
-    return static_cast<int>((reinterpret_cast<uintptr_t>(row(o)) % kStagingLineBytes) / sizeof(Element));
+    const uintptr_t address = reinterpret_cast<uintptr_t>(out) + uintptr_t(int64_t(o) * out_length) * sizeof(Element);
+    return static_cast<int>((address % kStagingLineBytes) / sizeof(Element));
   }
 };
 
@@ -199,15 +201,6 @@ __device__ __forceinline__ int64_t window_start(int64_t first, int& shift) {
   const int64_t aligned = (first >= 0 ? first : first - (kVector - 1)) / kVector * kVector;
   shift = static_cast<int>(first - aligned);
   return aligned;
-}
-
-// Synchronises the 128 threads of one consumer warpgroup (named barrier 1 + consumer; 0 is __syncthreads).
-__device__ __forceinline__ void consumer_sync(int consumer) {
-  if (consumer == 0) {
-    asm volatile("barrier.sync 1, 128;\n" ::: "memory");
-  } else {
-    asm volatile("barrier.sync 2, 128;\n" ::: "memory");
-  }
 }
 
 // Barrier indices: full[s] = s, empty[s] = kMaxStages + s, then the resident weights' pair.
@@ -319,7 +312,7 @@ __device__ __forceinline__ void consume(const HopperParams& p, const SharedLayou
   uint32_t phase = 0, weight_loads = 0, staged_rounds = 0;
   int64_t current_key = -1;
   for (int64_t tile = blockIdx.x; tile < p.total_tiles; tile += gridDim.x) {
-    __syncwarp();  // the last epilogue's masked stores diverged the warp; wgmma needs it converged
+    __syncwarp();  // the last epilogue's per-lane branches may have diverged the warp; wgmma needs it converged
     const TileCoordinates c = decode_tile<kTileN, kPositions>(p, tile);
     if (p.resident_weights && c.key != current_key) {
       if (current_key >= 0 && lane == 0) barrier_arrive(shared_address(&bars[kWeightsEmpty]));
@@ -498,10 +491,8 @@ __device__ __forceinline__ void send_staged(const HopperParams& p, const SharedL
       const uint32_t staged = shared_address(&bars[staged_barrier(slot)]), parity = (use / p.staging_slots) & 1;
       int ready = 0;
       if (lane == 0) ready = barrier_test(staged, parity);
-      if (!__shfl_sync(0xffffffffu, ready, 0)) {
-        release_held();
-        barrier_wait(staged, parity);
-      }
+      if (!__shfl_sync(0xffffffffu, ready, 0)) release_held();
+      barrier_wait(staged, parity);  // every lane acquires the round's writes (at once where it is ready)
       const uint8_t* staging = smem.staging(p, slot, Staging::kSlotBytes);
 #pragma unroll
       for (int row0 = storer * kRows; row0 < (storer + 1) * kRows; row0 += 32) {
