@@ -3,7 +3,7 @@
 Every case is a branch of its plan (resident or streamed weights, one or two 64-position tiles per
 consumer, channel tiles of 32/64/128, partial channel chunks and tap groups, strides, dilation,
 padding, groups, short rows that pair sub-tiles of different batch items, key changes along a CTA's
-persistent loop). The kernel query, asked for an sm_90 GPU (arch=90), must name the family on every
+persistent loop, one, two or four epilogue staging slots). The kernel query, asked for an sm_90 GPU (arch=90), must name the family on every
 machine; on an sm_90 GPU the op's output is compared with F.conv1d in float64, with and without bias,
 in all four precisions, and again with the family switched off (the mma.sync kernels).
 """
@@ -33,6 +33,9 @@ CASES = [
     ("right padding only reached", (2, 16, 24, 4, 328), dict(padding=3), None),
     ("batch of one, aligned slice", (1, 48, 96, 3, 512), dict(padding=1), "slice"),
     ("unbatched", (None, 32, 64, 3, 256), dict(padding=1), None),
+    # TF32: a staging slot for each of a tile's 4 rounds; 5 sub-tiles a row, so tiles straddle rows and
+    # the last one has no second sub-tile
+    ("four staging slots, tiles across rows", (3, 16, 128, 1, 600), dict(), None),
 ]
 
 PRECISIONS = [  # (dtype, allow_tf32, kernel suffix, tolerance)
