@@ -3,7 +3,8 @@
 Every case is a branch of its plan (resident or streamed weights, one or two 64-position tiles per
 consumer, channel tiles of 32/64/128, partial channel chunks and tap groups, strides, dilation,
 padding, groups, short rows that pair sub-tiles of different batch items, key changes along a CTA's
-persistent loop, one, two or four epilogue staging slots). The kernel query, asked for an sm_90 GPU (arch=90), must name the family on every
+persistent loop, one, two or four epilogue staging slots, inputs TMA cannot read in place and so
+runs on a repacked copy). The kernel query, asked for an sm_90 GPU (arch=90), must name the family on every
 machine; on an sm_90 GPU the op's output is compared with F.conv1d in float64, with and without bias,
 in all four precisions, and again with the family switched off (the mma.sync kernels).
 """
@@ -36,6 +37,11 @@ CASES = [
     # TF32: a staging slot for each of a tile's 4 rounds; 5 sub-tiles a row, so tiles straddle rows and
     # the last one has no second sub-tile
     ("four staging slots, tiles across rows", (3, 16, 128, 1, 600), dict(), None),
+    # Inputs TMA cannot read as they are: the family runs on a copy with 16-byte aligned rows
+    ("rows of odd length, repacked", (2, 64, 128, 3, 1001), dict(padding=1), None),
+    ("offset view, stride 2, repacked", (2, 32, 128, 4, 905), dict(stride=2, padding=1), "offset"),
+    ("channels-last view, grouped, dilated, repacked", (3, 48, 64, 5, 333), dict(padding=2, dilation=2, groups=2),
+     "channels-last"),
 ]
 
 PRECISIONS = [  # (dtype, allow_tf32, kernel suffix, tolerance)
@@ -67,7 +73,20 @@ def make_input(shape, layout, dtype, device, gen):
     if layout == "slice":  # rows of a longer tensor, starting 8 positions in: still 16-byte aligned
         x = torch.randn(n, c, length + 16, generator=gen, dtype=torch.float64).to(device, dtype)
         return x[:, :, 8:8 + length]
+    if layout == "offset":  # one element past a 16-byte boundary
+        x = torch.randn(n * c * length + 1, generator=gen, dtype=torch.float64).to(device, dtype)
+        return x[1:].view(n, c, length)
+    if layout == "channels-last":
+        return torch.randn(n, length, c, generator=gen, dtype=torch.float64).to(device, dtype).transpose(1, 2)
     return torch.randn(n, c, length, generator=gen, dtype=torch.float64).to(device, dtype)
+
+
+def tma_reads_as_is(x):
+    """Whether TMA can read the input's rows in place (else the family runs on a repacked copy)."""
+    x = x if x.dim() == 3 else x.unsqueeze(0)
+    size = x.element_size()
+    return (x.stride(2) == 1 and x.stride(1) * size % 16 == 0 and (x.size(0) == 1 or x.stride(0) * size % 16 == 0)
+            and x.data_ptr() % 16 == 0)
 
 
 def conv_args(conv):
@@ -86,11 +105,13 @@ def test_hopper_family(name, shape, conv, layout, dtype, allow_tf32, suffix, tol
     w = torch.randn(o, c // groups, k, generator=gen, dtype=torch.float64).to(device, dtype)
     b = torch.randn(o, generator=gen, dtype=torch.float64).to(device, dtype)
     args = conv_args(conv)
-    assert torch.ops.custom.conv1d_cuda_kernel(x, w, *args, arch=90) == "hopper" + suffix
+    kernel = "hopper" + suffix + ("" if tma_reads_as_is(x) else "_repacked")
+    assert ("repacked" in name) == kernel.endswith("_repacked")
+    assert torch.ops.custom.conv1d_cuda_kernel(x, w, *args, arch=90) == kernel
     assert not torch.ops.custom.conv1d_cuda_kernel(x, w, *args, arch=80).startswith("hopper")
     if not HOPPER_GPU:
         return
-    assert torch.ops.custom.conv1d_cuda_kernel(x, w, *args) == "hopper" + suffix
+    assert torch.ops.custom.conv1d_cuda_kernel(x, w, *args) == kernel
     for bias in (b, None):
         ref = F.conv1d(x.double().cpu(), w.double().cpu(), None if bias is None else bias.double().cpu(), *args)
         torch.full((ref.numel() + 1024,), float("nan"), dtype=dtype, device="cuda")  # poison the next block
@@ -112,15 +133,19 @@ def test_switched_off_runs_the_other_kernels(dtype, allow_tf32, suffix, toleranc
     assert relative_max_error(torch.ops.custom.conv1d(x, w, None, [1], [1], [1], 1), ref) <= tolerance
 
 
-@pytest.mark.parametrize("layout, taken", [("contiguous", True), ("offset", False), ("channels-last", False)])
-def test_layouts_tma_cannot_read_go_elsewhere(layout, taken):
+@pytest.mark.parametrize("layout, kernel", [("contiguous", "hopper_tf32"), ("offset", "hopper_tf32_repacked"),
+                                            ("channels-last", "hopper_tf32_repacked"),
+                                            ("odd length", "hopper_tf32_repacked")])
+def test_layouts_tma_cannot_read_are_repacked(layout, kernel):
     x = torch.randn(2, 32, 512)
     if layout == "offset":  # one element past a 16-byte boundary
         x = torch.randn(2 * 32 * 512 + 1)[1:].view(2, 32, 512)
     if layout == "channels-last":
         x = torch.randn(2, 512, 32).transpose(1, 2)
+    if layout == "odd length":  # rows 511 * 4 bytes apart
+        x = torch.randn(2, 32, 511)
     w = torch.randn(64, 32, 3)
-    assert torch.ops.custom.conv1d_cuda_kernel(x, w, [1], [1], [1], 1, arch=90).startswith("hopper") == taken
+    assert torch.ops.custom.conv1d_cuda_kernel(x, w, [1], [1], [1], 1, arch=90) == kernel
 
 
 def test_shapes_outside_the_family():

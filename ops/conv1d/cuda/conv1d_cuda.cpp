@@ -47,6 +47,17 @@ int resident_blocks_per_sm(const void* kernel, int threads, size_t dynamic_share
   return known[key] = blocks > 0 ? blocks : 1;
 }
 
+// A copy of `input` (N, C, L) whose rows TMA can read: rows L long, a whole number of 16-byte vectors
+// apart, in a fresh (16-byte aligned) allocation. The pitch's extra positions are never read: the
+// kernel's tensor map ends each row at L.
+at::Tensor repack_rows_for_tma(const at::Tensor& input) {
+  const int64_t vec = 16 / input.element_size(), length = input.size(2);
+  const int64_t pitch = (length + vec - 1) / vec * vec;
+  at::Tensor rows = at::empty({input.size(0), input.size(1), pitch}, input.options()).narrow(2, 0, length);
+  rows.copy_(input);
+  return rows;
+}
+
 }  // namespace cuda
 
 at::Tensor conv1d_forward_cuda(const at::Tensor& input, const at::Tensor& weight,
@@ -61,10 +72,12 @@ at::Tensor conv1d_forward_cuda(const at::Tensor& input, const at::Tensor& weight
   const cuda::KernelTarget target = cuda::kernel_target(input, cuda::hopper_runs_on(input.device().index()));
   const cuda::KernelChoice choice = cuda::select_kernel(g, input.scalar_type(), allow_tf32, target);
   switch (choice) {
-    case cuda::KernelChoice::kHopper: {
+    case cuda::KernelChoice::kHopper:
+    case cuda::KernelChoice::kHopperRepacked: {
       const auto plan = cuda::plan_hopper(g, input.scalar_type(), allow_tf32);
       TORCH_INTERNAL_ASSERT(plan.has_value());
-      cuda::launch_hopper(*plan, input, w, b, out, g);
+      const at::Tensor x = choice == cuda::KernelChoice::kHopper ? input : cuda::repack_rows_for_tma(input);
+      cuda::launch_hopper(*plan, x, w, b, out, g);
       break;
     }
     case cuda::KernelChoice::kTensorCoreLarge:

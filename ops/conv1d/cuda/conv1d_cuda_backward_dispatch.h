@@ -70,8 +70,8 @@ GradWeightChoice select_grad_weight(const Geometry& g, c10::ScalarType dtype, bo
 // Names, e.g. "grad_input_one_channel", "transposed(hopper_bf16)" (the forward kernel of each phase),
 // "grad_weight_tensorcore_large_tf32", "grad_weight_cuda_cores". `device_runs_hopper` says what the forward
 // table may use for the phases: their input is grad_output, contiguous, its start taken as 16-byte
-// aligned (a grad_output that is an offset view, as the backward of a split can give, may run another
-// kernel than named for the phases that the Hopper family would take).
+// aligned (a grad_output that is an offset view, as the backward of a split can give, runs the Hopper
+// family on a repacked copy where the name says it reads grad_output in place).
 std::string grad_input_name(GradInputChoice choice, const Geometry& g, c10::ScalarType dtype, bool allow_tf32,
                             bool device_runs_hopper);
 std::string grad_weight_name(GradWeightChoice choice, c10::ScalarType dtype, bool allow_tf32);

@@ -41,8 +41,12 @@ bool fits_window(const Geometry& g, int64_t tile_l, int64_t window, int64_t elem
 //       stride 1, dilation 1, K <= 4 (causal-conv1d's shapes)                      -> depthwise_sliding
 //       otherwise, window <= 48 KB                                                 -> depthwise
 //   on an sm_90 GPU with sm_90a code: float32/float16/bfloat16, at least 2 input channels per group,
-//   the input TMA-readable (rows contiguous, 16-byte aligned), a window that fits a TMA box
-//   (plan_hopper: stride <= 3, halo within 232 positions)                         -> hopper
+//   a window that fits a TMA box (plan_hopper: stride <= 3, halo within 232 positions), and
+//       the input TMA-readable (rows contiguous, 16-byte aligned)                  -> hopper
+//       otherwise (rows of odd length, offset views, any strides: TMA reads only 16-byte aligned
+//       row pitches; grad_output of the usual L_out = L - K + 1 in the backward)   -> hopper_repacked
+//     (the copy costs one pass over the input; the mma.sync kernels below run the headline's shapes
+//      at 1/2-1/3 of the Hopper kernel's speed, so the copy pays wherever the family applies)
 //   float32/float16/bfloat16, the tile's input window ((tile - 1) * stride + (K - 1) * dilation + 1,
 //   plus alignment) within the configuration's window, and
 //       stride 1, out channels per group > 64, window <= 192                        -> tensorcore_large
@@ -65,7 +69,9 @@ KernelChoice select_kernel(const Geometry& g, c10::ScalarType dtype, bool allow_
   if (C_g == 1 && depthwise_window(g, element_size) * accumulator_size <= DepthwiseLimits::kMaxWindowBytes) {
     return KernelChoice::kDepthwise;
   }
-  if (target.hopper && target.input_tma_ok && plan_hopper(g, dtype, allow_tf32)) return KernelChoice::kHopper;
+  if (target.hopper && plan_hopper(g, dtype, allow_tf32)) {
+    return target.input_tma_ok ? KernelChoice::kHopper : KernelChoice::kHopperRepacked;
+  }
   const bool tensor_core_dtype = dtype == at::kFloat || dtype == at::kHalf || dtype == at::kBFloat16;
   if (tensor_core_dtype) {
     const bool unit_stride = g.stride == 1;
@@ -96,6 +102,7 @@ std::string kernel_name(KernelChoice choice, c10::ScalarType dtype, bool allow_t
   };
   switch (choice) {
     case KernelChoice::kHopper: return "hopper" + precision();
+    case KernelChoice::kHopperRepacked: return "hopper" + precision() + "_repacked";
     case KernelChoice::kTensorCoreLarge: return "tensorcore_large" + precision();
     case KernelChoice::kTensorCoreMedium: return "tensorcore_medium" + precision();
     case KernelChoice::kTensorCoreSmall: return "tensorcore_small" + precision();

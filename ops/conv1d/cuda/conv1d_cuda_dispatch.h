@@ -13,6 +13,7 @@ namespace custom_ops::conv1d::cuda {
 
 enum class KernelChoice {
   kHopper,           // sm_90a: TMA + mbarrier pipeline, wgmma, warp-specialised, persistent (hopper/)
+  kHopperRepacked,   // the same on a copy of the input whose rows TMA can read (a 16-byte aligned pitch)
   kTensorCoreLarge,  // mma.sync implicit GEMM, 128 channels x 128 positions per block (64 x 128 for 3xTF32)
   kTensorCoreMedium,  // mma.sync implicit GEMM, 64 channels x 128 positions per block
   kTensorCoreSmall,  // mma.sync implicit GEMM, 32 channels x 256 positions per block
@@ -62,7 +63,7 @@ KernelTarget kernel_target(const at::Tensor& input, bool device_runs_hopper);
 bool hopper_kernels_enabled();
 bool set_hopper_kernels_enabled(bool enabled);  // returns the previous setting
 
-// e.g. "hopper_tf32", "hopper_3xtf32", "tensorcore_large_bf16", "depthwise", "direct_wide".
+// e.g. "hopper_tf32", "hopper_bf16_repacked", "tensorcore_large_bf16", "depthwise", "direct_wide".
 std::string kernel_name(KernelChoice choice, c10::ScalarType dtype, bool allow_tf32);
 
 }  // namespace custom_ops::conv1d::cuda
