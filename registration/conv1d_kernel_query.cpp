@@ -51,8 +51,11 @@ std::vector<std::string> conv1d_cuda_backward_kernels(const at::Tensor& input, c
   const Geometry g = make_geometry(input, weight, std::nullopt, stride, padding, dilation, groups);
   const bool allow_tf32 = at::globalContext().allowTF32CuDNN(at::Float32Op::CONV);
   const c10::ScalarType dtype = input.scalar_type();
-  return {cuda::grad_input_name(cuda::select_grad_input(g, dtype), g, dtype, allow_tf32, device_runs_hopper(input, arch)),
-          cuda::grad_weight_name(cuda::select_grad_weight(g, dtype, allow_tf32), dtype, allow_tf32), "sum"};
+  const bool hopper = device_runs_hopper(input, arch);
+  return {cuda::grad_input_name(cuda::select_grad_input(g, dtype), g, dtype, allow_tf32, hopper),
+          cuda::grad_weight_name(cuda::select_grad_weight(g, dtype, allow_tf32, hopper && cuda::hopper_kernels_enabled()),
+                                 dtype, allow_tf32),
+          "sum"};
 }
 
 }  // namespace

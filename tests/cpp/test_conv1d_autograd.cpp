@@ -69,8 +69,8 @@ TEST(Conv1dAutograd, TrainsLikeAtenOnCudaFloat32Strict) {
   at::globalContext().setAllowTF32CuDNN(previous);
 }
 
-// One backward per CUDA kernel choice (tensor-core grad_weight tiles, one-channel grad_weight and
-// grad_input, grad_input phases at stride 2), so that compute-sanitizer (which runs the *Cuda* tests) sees each of them.
+// One backward per CUDA kernel choice (tensor-core grad_weight tiles, the Hopper grad_weight, one-channel
+// grad_weight and grad_input, grad_input phases at stride 2), so that compute-sanitizer (which runs the *Cuda* tests) sees each of them.
 TEST(Conv1dAutograd, BackwardKernelsOnCudaMatchAten) {
   SKIP_WITHOUT_CUDA();
   struct Case {
@@ -80,7 +80,10 @@ TEST(Conv1dAutograd, BackwardKernelsOnCudaMatchAten) {
                                    {2, 48, 64, 5, 257, 2, 2, 2, 2},    // grad_input phases (stride 2, dilation 2)
                                    {2, 32, 32, 4, 1001, 1, 3, 1, 32},  // one input channel per group
                                    {2, 1, 42, 10, 503, 5, 2, 1, 1},    // one channel, many outputs (front end)
-                                   {2, 64, 64, 5, 301, 1, 2, 1, 2}};   // 32 x 32 tensor-core grad_weight tile
+                                   {2, 64, 64, 5, 301, 1, 2, 1, 2},    // 32 x 32 tensor-core grad_weight tile
+                                   // on sm_90a: the Hopper grad_weight over 12 keys (3 channel tiles, 2
+                                   // output tiles, 2 tap groups), grad_output repacked (L_out 301)
+                                   {2, 130, 200, 5, 301, 1, 2, 1, 1}};
   const bool previous = at::globalContext().allowTF32CuDNN();
   at::globalContext().setAllowTF32CuDNN(true);
   for (const auto dtype : {torch::kFloat, torch::kBFloat16}) {

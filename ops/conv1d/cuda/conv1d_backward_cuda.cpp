@@ -5,13 +5,18 @@
 //     group (C_g <-> O_g); they run on the forward kernels under the same TF32 policy as the forward.
 //     One input channel per group with several output channels (a single-channel front end) has its
 //     own kernel instead, which reads grad_output once for all phases.
-//   grad_weight: a split reduction with a fixed summation order (conv1d_cuda_backward.cu).
+//   grad_weight: a split reduction with a fixed summation order: on sm_90a the Hopper kernel
+//     (hopper/grad_weight_hopper_kernel.cuh), else conv1d_cuda_backward.cu's.
 //   grad_bias: a sum of grad_output over batch and positions.
 // No host synchronisation; everything runs on the current stream of the inputs' device.
 
 #include "ops/conv1d/conv1d_kernels.h"
 #include "ops/conv1d/cuda/conv1d_cuda_backward_dispatch.h"
+#include "ops/conv1d/cuda/conv1d_cuda_dispatch.h"
 #include "ops/conv1d/cuda/conv1d_cuda_launch.h"
+#include "ops/conv1d/cuda/conv1d_repack.h"
+#include "ops/conv1d/cuda/hopper/conv1d_hopper.h"
+#include "ops/conv1d/cuda/hopper/grad_weight_hopper.h"
 
 #include <ATen/Context.h>
 #include <ATen/ops/empty.h>
@@ -60,7 +65,15 @@ Gradients conv1d_backward_cuda(const at::Tensor& grad_output, const at::Tensor& 
   const c10::cuda::CUDAGuard device_guard(input.device());
   // The TF32 policy of aten's convolution (forward and backward alike).
   const bool allow_tf32 = at::globalContext().allowTF32CuDNN(at::Float32Op::CONV);
-  const at::Tensor gy = grad_output.contiguous();
+  const bool hopper = cuda::hopper_runs_on(input.device().index()) && cuda::hopper_kernels_enabled();
+  const cuda::GradWeightChoice weight_choice =
+      mask[1] ? cuda::select_grad_weight(g, input.scalar_type(), allow_tf32, hopper) : cuda::GradWeightChoice::kZero;
+  at::Tensor gy = grad_output.contiguous();
+  // TMA reads rows only at 16-byte aligned pitches (grad_output of L_out = L - K + 1 mostly has none):
+  // where the Hopper grad_weight reads grad_output, one repacked copy serves the grad_input phases too.
+  if (weight_choice == cuda::GradWeightChoice::kHopper && !cuda::kernel_target(gy, true).input_tma_ok) {
+    gy = cuda::repack_rows_for_tma(gy);
+  }
   const at::Tensor w = weight.contiguous();
   at::Tensor grad_input, grad_weight, grad_bias;
   if (mask[0]) {
@@ -73,12 +86,17 @@ Gradients conv1d_backward_cuda(const at::Tensor& grad_output, const at::Tensor& 
     }
   }
   if (mask[1]) {
-    const cuda::GradWeightChoice choice = cuda::select_grad_weight(g, input.scalar_type(), allow_tf32);
-    if (choice == cuda::GradWeightChoice::kZero) {
+    if (weight_choice == cuda::GradWeightChoice::kZero) {
       grad_weight = at::zeros(weight.sizes(), weight.options());
+    } else if (weight_choice == cuda::GradWeightChoice::kHopper) {
+      const auto plan = cuda::plan_grad_weight_hopper(g, input.scalar_type(), allow_tf32);
+      TORCH_INTERNAL_ASSERT(plan.has_value());
+      const at::Tensor x = cuda::kernel_target(input, true).input_tma_ok ? input : cuda::repack_rows_for_tma(input);
+      grad_weight = at::empty(weight.sizes(), weight.options());
+      cuda::launch_grad_weight_hopper(*plan, gy, x, grad_weight, g);
     } else {
       grad_weight = at::empty(weight.sizes(), weight.options());
-      cuda::launch_grad_weight(choice, gy, input.contiguous(), grad_weight, g);
+      cuda::launch_grad_weight(weight_choice, gy, input.contiguous(), grad_weight, g);
     }
   }
   if (mask[2]) grad_bias = at::sum(gy, at::IntArrayRef{0, 2});

@@ -5,6 +5,7 @@
 #include "ops/conv1d/conv1d_kernels.h"
 #include "ops/conv1d/cuda/conv1d_cuda_dispatch.h"
 #include "ops/conv1d/cuda/conv1d_cuda_launch.h"
+#include "ops/conv1d/cuda/conv1d_repack.h"
 #include "ops/conv1d/cuda/hopper/conv1d_hopper.h"
 
 #include <ATen/Context.h>
@@ -45,17 +46,6 @@ int resident_blocks_per_sm(const void* kernel, int threads, size_t dynamic_share
   int blocks = 0;
   C10_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, threads, dynamic_shared_bytes));
   return known[key] = blocks > 0 ? blocks : 1;
-}
-
-// A copy of `input` (N, C, L) whose rows TMA can read: rows L long, a whole number of 16-byte vectors
-// apart, in a fresh (16-byte aligned) allocation. The pitch's extra positions are never read: the
-// kernel's tensor map ends each row at L.
-at::Tensor repack_rows_for_tma(const at::Tensor& input) {
-  const int64_t vec = 16 / input.element_size(), length = input.size(2);
-  const int64_t pitch = (length + vec - 1) / vec * vec;
-  at::Tensor rows = at::empty({input.size(0), input.size(1), pitch}, input.options()).narrow(2, 0, length);
-  rows.copy_(input);
-  return rows;
 }
 
 }  // namespace cuda

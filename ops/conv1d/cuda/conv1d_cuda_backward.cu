@@ -288,7 +288,10 @@ void launch_grad_weight(GradWeightChoice choice, const at::Tensor& grad_output, 
         TORCH_INTERNAL_ASSERT(false, "custom::conv1d_backward: no tensor-core grad_weight for float64");
       case GradWeightChoice::kCudaCores:
         return grad_weight_cuda_cores<scalar_t>(grad_output, input, grad_weight, g, sms, stream);
+      case GradWeightChoice::kHopper:  // launched by conv1d_backward_cuda (hopper/grad_weight_hopper.h)
+        break;
     }
+    TORCH_INTERNAL_ASSERT(false, "custom::conv1d_backward: launch_grad_weight was asked for the Hopper kernel");
   });
 }
 

@@ -24,6 +24,7 @@ enum class GradInputChoice {
 enum class GradWeightChoice {
   kZero,             // an empty batch: no terms, grad_weight is zero
   kOneChannel,       // one input channel per group: a reduction per (output channel, tap)
+  kHopper,           // sm_90a: TMA + mbarrier ring, wgmma, 64 input x 128 output channels x 4 taps a CTA
   kTensorCoreSmall,  // mma.sync, 32 output x 32 input channels x 8 taps a block (groups of <= 32 channels)
   kTensorCoreLarge,  // mma.sync, 64 output x 64 input channels x 4 taps a block
   kCudaCores,        // CUDA-core split reduction (float64, strict float32, staged windows too long)
@@ -65,10 +66,11 @@ struct GradInputPhase {
 GradInputPhase grad_input_phase(const Geometry& g, int64_t rho);
 
 GradInputChoice select_grad_input(const Geometry& g, c10::ScalarType dtype);
-GradWeightChoice select_grad_weight(const Geometry& g, c10::ScalarType dtype, bool allow_tf32);
+// `hopper`: the device runs the Hopper family and it is switched on (see KernelTarget).
+GradWeightChoice select_grad_weight(const Geometry& g, c10::ScalarType dtype, bool allow_tf32, bool hopper);
 
 // Names, e.g. "grad_input_one_channel", "transposed(hopper_bf16)" (the forward kernel of each phase),
-// "grad_weight_tensorcore_large_tf32", "grad_weight_cuda_cores". `device_runs_hopper` says what the forward
+// "grad_weight_hopper_bf16", "grad_weight_tensorcore_large_tf32", "grad_weight_cuda_cores". `device_runs_hopper` says what the forward
 // table may use for the phases: their input is grad_output, contiguous, its start taken as 16-byte
 // aligned (a grad_output that is an offset view, as the backward of a split can give, runs the Hopper
 // family on a repacked copy where the name says it reads grad_output in place).

@@ -2,7 +2,9 @@
 // device can run the family.
 
 #include "ops/conv1d/cuda/hopper/conv1d_hopper.h"
+#include "ops/conv1d/cuda/hopper/grad_weight_hopper.h"
 #include "ops/conv1d/cuda/hopper/hopper_ptx.cuh"
+#include "ops/conv1d/cuda/hopper/hopper_tensor_map.h"
 
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAException.h>
@@ -32,6 +34,24 @@ void launch_hopper(const HopperPlan& plan, const at::Tensor& input, const at::Te
   }
 }
 
+void launch_grad_weight_hopper_tf32(const GradWeightHopperPlan&, const at::Tensor&, const at::Tensor&, at::Tensor&,
+                                    const Geometry&);
+void launch_grad_weight_hopper_fp16(const GradWeightHopperPlan&, const at::Tensor&, const at::Tensor&, at::Tensor&,
+                                    const Geometry&);
+void launch_grad_weight_hopper_bf16(const GradWeightHopperPlan&, const at::Tensor&, const at::Tensor&, at::Tensor&,
+                                    const Geometry&);
+
+void launch_grad_weight_hopper(const GradWeightHopperPlan& plan, const at::Tensor& grad_output,
+                               const at::Tensor& input, at::Tensor& grad_weight, const Geometry& g) {
+  switch (plan.precision) {
+    case HopperPrecision::kTF32: return launch_grad_weight_hopper_tf32(plan, grad_output, input, grad_weight, g);
+    case HopperPrecision::kFP16: return launch_grad_weight_hopper_fp16(plan, grad_output, input, grad_weight, g);
+    case HopperPrecision::kBF16: return launch_grad_weight_hopper_bf16(plan, grad_output, input, grad_weight, g);
+    case HopperPrecision::k3xTF32: break;
+  }
+  TORCH_INTERNAL_ASSERT(false, "custom::conv1d: no Hopper grad_weight kernel for strict float32");
+}
+
 namespace hopper {
 
 namespace {
@@ -59,27 +79,33 @@ PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder() {
 
 }  // namespace
 
-CUtensorMap encode_input_map(const at::Tensor& input, const Geometry& g, const HopperPlan& plan) {
-  const int64_t element_size = input.element_size();
-  const int64_t C_g = g.in_channels_per_group();
+CUtensorMap encode_rows_map(const at::Tensor& t, int64_t length, int64_t rows_per_group, int64_t groups,
+                            uint32_t box_positions, uint32_t box_rows, bool swizzle_128) {
+  const int64_t element_size = t.element_size();
   CUtensorMapDataType type = CU_TENSOR_MAP_DATA_TYPE_FLOAT32;
-  if (input.scalar_type() == at::kHalf) type = CU_TENSOR_MAP_DATA_TYPE_FLOAT16;
-  if (input.scalar_type() == at::kBFloat16) type = CU_TENSOR_MAP_DATA_TYPE_BFLOAT16;
-  const int64_t stride_c = input.stride(1) * element_size;
+  if (t.scalar_type() == at::kHalf) type = CU_TENSOR_MAP_DATA_TYPE_FLOAT16;
+  if (t.scalar_type() == at::kBFloat16) type = CU_TENSOR_MAP_DATA_TYPE_BFLOAT16;
+  const int64_t batch = t.size(0);
+  const int64_t stride_c = t.stride(1) * element_size;
   // With one batch row its stride is never used; any valid value will do.
-  const int64_t stride_n = g.batch > 1 ? input.stride(0) * element_size : g.in_channels * stride_c;
-  const cuuint64_t dims[4] = {cuuint64_t(g.in_length), cuuint64_t(C_g), cuuint64_t(g.groups), cuuint64_t(g.batch)};
-  const cuuint64_t strides[3] = {cuuint64_t(stride_c), cuuint64_t(C_g * stride_c), cuuint64_t(stride_n)};
-  const cuuint32_t box[4] = {cuuint32_t(plan.window_pitch), cuuint32_t(plan.chunk_channels), 1, 1};
+  const int64_t stride_n = batch > 1 ? t.stride(0) * element_size : groups * rows_per_group * stride_c;
+  const cuuint64_t dims[4] = {cuuint64_t(length), cuuint64_t(rows_per_group), cuuint64_t(groups), cuuint64_t(batch)};
+  const cuuint64_t strides[3] = {cuuint64_t(stride_c), cuuint64_t(rows_per_group * stride_c), cuuint64_t(stride_n)};
+  const cuuint32_t box[4] = {box_positions, box_rows, 1, 1};
   const cuuint32_t element_strides[4] = {1, 1, 1, 1};
   CUtensorMap map;
   const CUresult result = tensor_map_encoder()(
-      &map, type, 4, const_cast<void*>(input.const_data_ptr()), dims, strides, box, element_strides,
-      CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_NONE, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
-      CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+      &map, type, 4, const_cast<void*>(t.const_data_ptr()), dims, strides, box, element_strides,
+      CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle_128 ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_NONE,
+      CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   TORCH_CHECK(result == CUDA_SUCCESS, "custom::conv1d: cuTensorMapEncodeTiled failed (error ", int(result),
-              ") for an input of sizes ", input.sizes(), " and strides ", input.strides());
+              ") for a tensor of sizes ", t.sizes(), " and strides ", t.strides());
   return map;
+}
+
+CUtensorMap encode_input_map(const at::Tensor& input, const Geometry& g, const HopperPlan& plan) {
+  return encode_rows_map(input, g.in_length, g.in_channels_per_group(), g.groups, uint32_t(plan.window_pitch),
+                         uint32_t(plan.chunk_channels), false);
 }
 
 }  // namespace hopper

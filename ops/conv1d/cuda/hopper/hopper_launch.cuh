@@ -5,6 +5,7 @@
 #include "ops/conv1d/cuda/conv1d_cuda_launch.h"
 #include "ops/conv1d/cuda/hopper/conv1d_hopper.h"
 #include "ops/conv1d/cuda/hopper/hopper_kernel.cuh"
+#include "ops/conv1d/cuda/hopper/hopper_tensor_map.h"
 
 #include <ATen/cuda/CUDAContext.h>
 #include <ATen/ops/empty.h>
@@ -13,11 +14,6 @@
 #include <algorithm>
 
 namespace custom_ops::conv1d::cuda {
-
-namespace hopper {
-// The input as a 4-D tensor map (L, C_g, groups, N) with the plan's box (conv1d_hopper_common.cu).
-CUtensorMap encode_input_map(const at::Tensor& input, const Geometry& g, const HopperPlan& plan);
-}  // namespace hopper
 
 template <typename Element, HopperPrecision kPrecision, int TileN, int MTiles>
 void launch_hopper_instance(const HopperPlan& plan, const at::Tensor& input, const at::Tensor& weight,

@@ -1,0 +1,12 @@
+// The Hopper grad_weight kernel for bf16: one translation unit per precision, so they compile in parallel.
+
+#include "ops/conv1d/cuda/hopper/grad_weight_hopper_launch.cuh"
+
+namespace custom_ops::conv1d::cuda {
+
+void launch_grad_weight_hopper_bf16(const GradWeightHopperPlan& plan, const at::Tensor& grad_output,
+                                  const at::Tensor& input, at::Tensor& grad_weight, const Geometry& g) {
+  launch_grad_weight_hopper_instance<__nv_bfloat16>(plan, grad_output, input, grad_weight, g);
+}
+
+}  // namespace custom_ops::conv1d::cuda

@@ -1,0 +1,266 @@
+#pragma once
+// The Hopper (sm_90a) grad_weight kernel (plan and GEMM view: grad_weight_hopper_plan.h).
+//
+// A CTA has three warpgroups: a producer thread fills a ring of stages (per stage, one TMA box of the
+// gradient, 128 output channels x 64 positions in 128-byte swizzled rows, and one of the input window,
+// 64 channels x window_pitch positions, zero-filled outside the tensors: that is the padding and the
+// end of the rows), and two consumers, each with 64 of the output channels, reduce the stage: per
+// 8 (float32) or 16 (16-bit) positions and per tap, one wgmma whose A operand is the window read into
+// registers at the tap's shift (as in the forward, hopper_kernel.cuh) and whose B operand is the
+// gradient tile. At the end each consumer writes its float32 partial sums of its key and split to the
+// workspace, which grad_weight_reduce adds up in split order.
+
+#include "ops/conv1d/cuda/hopper/grad_weight_hopper_plan.h"
+#include "ops/conv1d/cuda/hopper/hopper_ptx.cuh"
+#include "ops/conv1d/cuda/hopper/hopper_wgmma.cuh"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cstdint>
+#include <type_traits>
+
+namespace custom_ops::conv1d::cuda::hopper {
+
+// Filled once on the host from the geometry and the plan; passed by value (constant bank).
+struct GradWeightParams {
+  float* partials;  // [split][key][tap slot][64 input channels][128 output channels]
+  int64_t l_blocks, tiles, tiles_per_split;
+  int keys, c_tiles, o_tiles, tap_groups, taps_per_group;
+  int stride, dilation, pad_left;
+  int window_pitch, stages;
+  uint32_t gradient_stage_bytes, input_stage_bytes, stage_bytes;
+};
+
+template <typename Element>
+struct GradWeightTraits {
+  using element_t = Element;
+  static constexpr bool kFloat = std::is_same_v<Element, float>;
+  static constexpr int kStepPositions = kFloat ? 8 : 16;  // wgmma K
+  static constexpr int kSteps = GradWeightHopperPlan::kPositions / kStepPositions;
+  static constexpr int kSwizzleRowPositions = 128 / int(sizeof(Element));  // positions in a 128-byte row
+  static constexpr int kGradientBoxes = GradWeightHopperPlan::kPositions / kSwizzleRowPositions;
+  static constexpr int kStepsPerBox = kSwizzleRowPositions / kStepPositions;
+  static constexpr int kMaxTaps = GradWeightHopperPlan::kMaxTaps;
+  static constexpr int kThreads = 384;
+  static constexpr int kProducerRegisters = 40, kConsumerRegisters = 232;
+  static_assert(128 * kProducerRegisters + 256 * kConsumerRegisters <= 65536, "register file");
+  using Mma = std::conditional_t<kFloat, WgmmaTf32<64>,
+                                 std::conditional_t<std::is_same_v<Element, __half>, WgmmaFp16<64>, WgmmaBf16<64>>>;
+};
+
+// A K-major B operand in 128-byte swizzled rows (as TMA's SWIZZLE_128B lands them): 8-row groups 1024
+// bytes apart; a K step inside the row advances the start address.
+__device__ __forceinline__ uint64_t swizzled_descriptor(uint32_t shared_byte_address) {
+  uint64_t descriptor = 0;
+  descriptor |= uint64_t((shared_byte_address >> 4) & 0x3FFF);
+  descriptor |= uint64_t(1) << 16;            // leading byte offset: unused for swizzled K-major
+  descriptor |= uint64_t(1024 >> 4) << 32;    // stride byte offset: between 8-row groups
+  descriptor |= uint64_t(1) << 62;            // layout: 128-byte swizzle
+  return descriptor;
+}
+
+struct GradWeightTile {
+  int64_t n, l0;
+};
+__device__ __forceinline__ GradWeightTile decode_gw_tile(const GradWeightParams& p, int64_t tile) {
+  GradWeightTile t;
+  t.n = tile / p.l_blocks;
+  t.l0 = (tile - t.n * p.l_blocks) * GradWeightHopperPlan::kPositions;
+  return t;
+}
+
+struct GradWeightKey {
+  int group, c0, o0, tap0;
+};
+__device__ __forceinline__ GradWeightKey decode_gw_key(const GradWeightParams& p, int key) {
+  GradWeightKey k;
+  const int tap_group = key % p.tap_groups;
+  key /= p.tap_groups;
+  const int o_tile = key % p.o_tiles;
+  key /= p.o_tiles;
+  const int c_tile = key % p.c_tiles;
+  k.group = key / p.c_tiles;
+  k.c0 = c_tile * GradWeightHopperPlan::kChannels;
+  k.o0 = o_tile * GradWeightHopperPlan::kOutChannels;
+  k.tap0 = tap_group * p.taps_per_group;
+  return k;
+}
+
+// Window start of a tile: TMA boxes start on a 16-byte boundary, so up to a vector before the first
+// position the taps read; `shift` is that distance.
+template <int kVector>
+__device__ __forceinline__ int64_t gw_window_start(int64_t first, int& shift) {
+  const int64_t aligned = (first >= 0 ? first : first - (kVector - 1)) / kVector * kVector;
+  shift = static_cast<int>(first - aligned);
+  return aligned;
+}
+
+// The A fragment of one wgmma step and tap: rows = this warp's 16 input channels, columns = the step's
+// positions; element (c, j) is the window at c's row, position j * stride + offset.
+template <class Traits>
+__device__ __forceinline__ void load_gw_a(uint32_t (&a)[4], const uint8_t* window, int pitch, int offset, int stride) {
+  const int lane = threadIdx.x % 32, warp = (threadIdx.x / 32) % 4, g = lane / 4, t = lane % 4;
+  if constexpr (Traits::kFloat) {
+    const float* r = reinterpret_cast<const float*>(window) + (16 * warp + g) * pitch + t * stride + offset;
+    a[0] = to_tf32(r[0]);
+    a[1] = to_tf32(r[8 * pitch]);
+    a[2] = to_tf32(r[4 * stride]);
+    a[3] = to_tf32(r[8 * pitch + 4 * stride]);
+  } else {
+    const uint16_t* r = reinterpret_cast<const uint16_t*>(window) + (16 * warp + g) * pitch + 2 * t * stride + offset;
+    const int s8 = 8 * stride, p8 = 8 * pitch;
+    a[0] = uint32_t(r[0]) | (uint32_t(r[stride]) << 16);
+    a[1] = uint32_t(r[p8]) | (uint32_t(r[p8 + stride]) << 16);
+    a[2] = uint32_t(r[s8]) | (uint32_t(r[s8 + stride]) << 16);
+    a[3] = uint32_t(r[p8 + s8]) | (uint32_t(r[p8 + s8 + stride]) << 16);
+  }
+}
+
+template <class Traits>
+__global__ void __launch_bounds__(Traits::kThreads, 1)
+    grad_weight_hopper_kernel(const __grid_constant__ CUtensorMap gradient_map,
+                              const __grid_constant__ CUtensorMap input_map, const GradWeightParams p) {
+#if CUSTOM_OPS_HOPPER_DEVICE_CODE
+  using Element = typename Traits::element_t;
+  constexpr int kVector = 16 / int(sizeof(Element));
+  extern __shared__ __align__(1024) uint8_t shared_bytes[];
+  uint64_t* bars = reinterpret_cast<uint64_t*>(shared_bytes);  // full[s] = s, empty[s] = 8 + s
+  // Stages from the second kilobyte on, 1024-byte aligned whatever the dynamic allocation's alignment.
+  const uint32_t base = shared_address(shared_bytes);
+  uint8_t* stages = shared_bytes + (((base + 1024 + 1023) & ~1023u) - base);
+  const int key_index = static_cast<int>(blockIdx.x % p.keys);
+  const int64_t split = blockIdx.x / p.keys;
+  const int64_t first_tile = split * p.tiles_per_split;
+  const int64_t last_tile = first_tile + p.tiles_per_split < p.tiles ? first_tile + p.tiles_per_split : p.tiles;
+  const GradWeightKey key = decode_gw_key(p, key_index);
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < p.stages; ++s) {
+      barrier_init(shared_address(&bars[s]), 1);
+      barrier_init(shared_address(&bars[8 + s]), 8);  // every consumer warp releases what it read
+    }
+    barrier_init_fence();
+  }
+  __syncthreads();
+  const int warpgroup = threadIdx.x / 128;
+  if (warpgroup == 0) {
+    lower_register_limit<Traits::kProducerRegisters>();
+    if (threadIdx.x != 0) return;
+    prefetch_tensor_map(&gradient_map);
+    prefetch_tensor_map(&input_map);
+    int stage = 0;
+    uint32_t phase = 0;
+    for (int64_t tile = first_tile; tile < last_tile; ++tile) {
+      const GradWeightTile t = decode_gw_tile(p, tile);
+      const uint32_t full = shared_address(&bars[stage]);
+      barrier_wait(shared_address(&bars[8 + stage]), phase ^ 1);
+      barrier_arrive_expect_bytes(full, p.gradient_stage_bytes + p.input_stage_bytes);
+      uint8_t* gradient = stages + size_t(stage) * p.stage_bytes;
+#pragma unroll
+      for (int b = 0; b < Traits::kGradientBoxes; ++b) {
+        tma_load_4d(shared_address(gradient + b * (GradWeightHopperPlan::kOutChannels * 128)), &gradient_map, full,
+                    static_cast<int>(t.l0 + b * Traits::kSwizzleRowPositions), key.o0, key.group, static_cast<int>(t.n));
+      }
+      int shift;
+      const int64_t first = gw_window_start<kVector>(t.l0 * p.stride - p.pad_left + int64_t(key.tap0) * p.dilation, shift);
+      tma_load_4d(shared_address(gradient + p.gradient_stage_bytes), &input_map, full, static_cast<int>(first), key.c0,
+                  key.group, static_cast<int>(t.n));
+      if (++stage == p.stages) stage = 0, phase ^= 1;
+    }
+    return;
+  }
+  raise_register_limit<Traits::kConsumerRegisters>();
+  const int consumer = warpgroup - 1;  // output channels 64 * consumer .. + 63 of the CTA's 128
+  const int lane = threadIdx.x % 32;
+  const int taps = p.taps_per_group;
+  float acc[Traits::kMaxTaps][32];
+#pragma unroll
+  for (int tau = 0; tau < Traits::kMaxTaps; ++tau)
+#pragma unroll
+    for (int i = 0; i < 32; ++i) acc[tau][i] = 0.f;
+  int stage = 0;
+  uint32_t phase = 0;
+  for (int64_t tile = first_tile; tile < last_tile; ++tile) {
+    const GradWeightTile t = decode_gw_tile(p, tile);
+    int shift;
+    gw_window_start<kVector>(t.l0 * p.stride - p.pad_left + int64_t(key.tap0) * p.dilation, shift);
+    barrier_wait(shared_address(&bars[stage]), phase);
+    __syncwarp();  // wgmma needs the warp converged
+    const uint8_t* gradient = stages + size_t(stage) * p.stage_bytes;
+    const uint8_t* window = gradient + p.gradient_stage_bytes;
+    const uint32_t b_rows = shared_address(gradient) + consumer * 64 * 128;
+#pragma unroll
+    for (int j = 0; j < Traits::kSteps; ++j) {
+      const uint64_t b = swizzled_descriptor(b_rows + (j / Traits::kStepsPerBox) * (GradWeightHopperPlan::kOutChannels * 128) +
+                                             (j % Traits::kStepsPerBox) * 32);
+      uint32_t a[Traits::kMaxTaps][4];
+#pragma unroll
+      for (int tau = 0; tau < Traits::kMaxTaps; ++tau) {
+        if (tau < taps) {
+          load_gw_a<Traits>(a[tau], window, p.window_pitch, j * Traits::kStepPositions * p.stride + tau * p.dilation + shift,
+                            p.stride);
+        }
+      }
+      wgmma_fence();
+#pragma unroll
+      for (int tau = 0; tau < Traits::kMaxTaps; ++tau) {
+        if (tau < taps) Traits::Mma::run(acc[tau], a[tau], b, 1);
+      }
+      wgmma_commit();
+      wgmma_wait<0>();
+    }
+    __syncwarp();
+    if (lane == 0) barrier_arrive(shared_address(&bars[8 + stage]));
+    if (++stage == p.stages) stage = 0, phase ^= 1;
+  }
+  // d[4i + 2h + e] = (input channel 16 * warp + g + 8h, output channel 8i + 2t + e) of this consumer.
+  const int warp = (threadIdx.x / 32) % 4, g = lane / 4, tq = lane % 4;
+  float* partials = p.partials + (split * p.keys + key_index) * int64_t(Traits::kMaxTaps) *
+                                     GradWeightHopperPlan::kChannels * GradWeightHopperPlan::kOutChannels;
+#pragma unroll
+  for (int tau = 0; tau < Traits::kMaxTaps; ++tau) {
+    if (tau >= taps) break;
+#pragma unroll
+    for (int i = 0; i < 8; ++i)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int c = 16 * warp + g + 8 * h, o = 64 * consumer + 8 * i + 2 * tq;
+        float2* out = reinterpret_cast<float2*>(
+            partials + (int64_t(tau) * GradWeightHopperPlan::kChannels + c) * GradWeightHopperPlan::kOutChannels + o);
+        *out = make_float2(acc[tau][4 * i + 2 * h], acc[tau][4 * i + 2 * h + 1]);
+      }
+  }
+#endif
+}
+
+// grad_weight[group * O_g + o, c, k] = the sum over splits, in split order, of the partials of its key.
+struct GradWeightReduceShape {
+  int64_t elements;  // O * C_g * K
+  int64_t splits;
+  int keys, c_tiles, o_tiles, tap_groups, taps_per_group;
+  int in_channels_per_group, out_channels_per_group, kernel_size;
+};
+
+template <typename Element>
+__global__ void grad_weight_reduce(const float* __restrict__ partials, Element* __restrict__ grad_weight,
+                                   GradWeightReduceShape s) {
+  constexpr int64_t kKeyFloats = int64_t(GradWeightHopperPlan::kMaxTaps) * GradWeightHopperPlan::kChannels *
+                                 GradWeightHopperPlan::kOutChannels;
+  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < s.elements; e += int64_t(gridDim.x) * blockDim.x) {
+    const int k = static_cast<int>(e % s.kernel_size);
+    const int c = static_cast<int>((e / s.kernel_size) % s.in_channels_per_group);
+    const int64_t o_global = e / (int64_t(s.kernel_size) * s.in_channels_per_group);
+    const int group = static_cast<int>(o_global / s.out_channels_per_group);
+    const int o = static_cast<int>(o_global % s.out_channels_per_group);
+    const int c_tile = c / GradWeightHopperPlan::kChannels, o_tile = o / GradWeightHopperPlan::kOutChannels;
+    const int tap_group = k / s.taps_per_group, tau = k % s.taps_per_group;
+    const int key = ((group * s.c_tiles + c_tile) * s.o_tiles + o_tile) * s.tap_groups + tap_group;
+    const int64_t offset = (int64_t(tau) * GradWeightHopperPlan::kChannels + c % GradWeightHopperPlan::kChannels) *
+                               GradWeightHopperPlan::kOutChannels + o % GradWeightHopperPlan::kOutChannels;
+    float sum = 0.f;
+    for (int64_t split = 0; split < s.splits; ++split) sum += partials[(split * s.keys + key) * kKeyFloats + offset];
+    grad_weight[e] = static_cast<Element>(sum);
+  }
+}
+
+}  // namespace custom_ops::conv1d::cuda::hopper

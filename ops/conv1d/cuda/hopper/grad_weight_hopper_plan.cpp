@@ -1,0 +1,79 @@
+// Planning of the Hopper grad_weight kernel (see grad_weight_hopper_plan.h).
+
+#include "ops/conv1d/cuda/hopper/grad_weight_hopper_plan.h"
+
+#include <algorithm>
+
+namespace custom_ops::conv1d::cuda {
+
+namespace {
+
+constexpr int64_t kBarrierBytes = 1024;
+constexpr int kMaxStages = 8;
+constexpr int kMaxBoxPositions = 256;                   // a TMA box dimension
+constexpr int64_t kCoordinateLimit = int64_t{1} << 30;  // TMA coordinates are signed 32-bit
+constexpr int64_t kMaxTilesPerSplit = 512;
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// The A fragments of a warp read 8 channel rows x 4 position pairs (float32: x 4 positions): a pitch of
+// 4 (mod 32) words puts them in 32 banks.
+int window_pitch_for(int64_t span, int64_t element_size) {
+  const int64_t modulus = 128 / element_size, residue = 16 / element_size;  // words: 32 and 4
+  return static_cast<int>(span + ((residue - span % modulus) % modulus + modulus) % modulus);
+}
+
+}  // namespace
+
+std::optional<GradWeightHopperPlan> plan_grad_weight_hopper(const Geometry& g, c10::ScalarType dtype,
+                                                            bool allow_tf32) {
+  GradWeightHopperPlan plan{};
+  switch (dtype) {
+    case at::kFloat:
+      if (!allow_tf32) return std::nullopt;
+      plan.precision = HopperPrecision::kTF32;
+      break;
+    case at::kHalf: plan.precision = HopperPrecision::kFP16; break;
+    case at::kBFloat16: plan.precision = HopperPrecision::kBF16; break;
+    default: return std::nullopt;
+  }
+  const int64_t element_size = c10::elementSize(dtype), vector = 16 / element_size;
+  const int64_t C_g = g.in_channels_per_group(), O_g = g.out_channels_per_group();
+  if (C_g < 2 || g.batch == 0 || g.out_length == 0) return std::nullopt;
+  if (g.in_length + g.pad_left + g.pad_right >= kCoordinateLimit || g.out_length >= kCoordinateLimit ||
+      g.batch >= kCoordinateLimit || g.groups >= kCoordinateLimit || C_g >= kCoordinateLimit ||
+      O_g >= kCoordinateLimit) {
+    return std::nullopt;
+  }
+  // As many taps a CTA as the window holds: 64 positions, the taps' reach, up to a vector of alignment.
+  const int64_t reach = (GradWeightHopperPlan::kPositions - 1) * g.stride + 1 + (vector - 1);
+  int64_t taps = std::min<int64_t>(g.kernel_size, GradWeightHopperPlan::kMaxTaps);
+  while (taps > 1 && window_pitch_for(reach + (taps - 1) * g.dilation, element_size) > kMaxBoxPositions) --taps;
+  plan.window_pitch = window_pitch_for(reach + (taps - 1) * g.dilation, element_size);
+  if (plan.window_pitch > kMaxBoxPositions) return std::nullopt;
+  plan.taps_per_group = static_cast<int>(taps);
+  plan.tap_groups = static_cast<int>(ceil_div(g.kernel_size, taps));
+  plan.c_tiles = static_cast<int>(ceil_div(C_g, GradWeightHopperPlan::kChannels));
+  plan.o_tiles = static_cast<int>(ceil_div(O_g, GradWeightHopperPlan::kOutChannels));
+  plan.keys = g.groups * plan.c_tiles * plan.o_tiles * plan.tap_groups;
+  plan.l_blocks = ceil_div(g.out_length, GradWeightHopperPlan::kPositions);
+  plan.tiles = g.batch * plan.l_blocks;
+  // A stage: the gradient tile first (128-byte swizzled rows want 1024-byte alignment), then the window.
+  plan.gradient_stage_bytes = int64_t(GradWeightHopperPlan::kOutChannels) * GradWeightHopperPlan::kPositions * element_size;
+  plan.input_stage_bytes = int64_t(GradWeightHopperPlan::kChannels) * plan.window_pitch * element_size;
+  plan.stage_bytes = ceil_div(plan.gradient_stage_bytes + plan.input_stage_bytes, 1024) * 1024;
+  const int64_t stages = std::min<int64_t>(kMaxStages, (kHopperSharedBytes - 2 * kBarrierBytes) / plan.stage_bytes);
+  if (stages < 2 || plan.keys >= (int64_t{1} << 31)) return std::nullopt;
+  plan.stages = static_cast<int>(stages);
+  // The barriers' kilobyte, then up to a kilobyte to align the first stage.
+  plan.shared_bytes = 2 * kBarrierBytes + plan.stages * plan.stage_bytes;
+  return plan;
+}
+
+int64_t grad_weight_hopper_splits(const GradWeightHopperPlan& plan, int64_t sms) {
+  const int64_t wave = std::max<int64_t>(1, sms / std::max<int64_t>(1, std::min(plan.keys, sms)));
+  const int64_t splits = std::max(wave, ceil_div(plan.tiles, kMaxTilesPerSplit));
+  return std::min(splits, plan.tiles);
+}
+
+}  // namespace custom_ops::conv1d::cuda

@@ -1,0 +1,51 @@
+#pragma once
+// grad_weight on the Hopper (sm_90a) tensor cores: which shapes the kernel takes and how a call is laid
+// out. Plain C++, so that the backward dispatch table and the kernel query can ask it in any build.
+//
+// dW[o, c, k] = sum over (n, l) of gy[n, o, l] * x[n, c, l * s + k * d - p]. GEMM view: M = input
+// channels (64 a CTA), N = output channels (128 a CTA, 64 per consumer warpgroup), the reduction K =
+// output positions, one accumulator set per tap (up to 4 taps a CTA). Both operands are K-major in
+// (N, C, L): the gradient tile (B, from shared memory through a 128-byte swizzled descriptor) as TMA
+// lands it, the input window (A, from registers) read at each tap's shift, as the forward reads it.
+// A CTA reduces one key (group, channel tile, output-channel tile, tap group) over a contiguous range
+// of (batch row, 64-position block) tiles and writes its partial sums to a workspace; a second kernel
+// adds the splits in a fixed order, so the result is bitwise reproducible.
+
+#include "ops/conv1d/conv1d_geometry.h"
+#include "ops/conv1d/cuda/hopper/conv1d_hopper_plan.h"
+
+#include <c10/core/ScalarType.h>
+
+#include <cstdint>
+#include <optional>
+
+namespace custom_ops::conv1d::cuda {
+
+struct GradWeightHopperPlan {
+  static constexpr int kChannels = 64;     // input channels a CTA (wgmma M)
+  static constexpr int kOutChannels = 128;  // output channels a CTA, 64 per consumer (wgmma N)
+  static constexpr int kPositions = 64;    // output positions a pipeline stage reduces
+  static constexpr int kMaxTaps = 4;       // accumulator sets a consumer holds
+  HopperPrecision precision;
+  int taps_per_group;  // taps a CTA reduces (<= kMaxTaps)
+  int tap_groups, c_tiles, o_tiles;
+  int64_t keys;       // groups x c_tiles x o_tiles x tap_groups
+  int window_pitch;   // input positions a stage holds per channel (the TMA box)
+  int stages;
+  int64_t l_blocks;   // 64-position blocks per row of grad_output
+  int64_t tiles;      // batch x l_blocks
+  int64_t gradient_stage_bytes, input_stage_bytes, stage_bytes, shared_bytes;
+};
+
+// The plan, or nothing where the kernel does not take the shape: float32 with TF32 allowed, float16,
+// bfloat16; at least 2 input channels a group; a window of 64 positions and one tap within a TMA box;
+// 32-bit TMA coordinates.
+std::optional<GradWeightHopperPlan> plan_grad_weight_hopper(const Geometry& g, c10::ScalarType dtype,
+                                                            bool allow_tf32);
+
+// How many CTAs share one key's tiles: about one wave of `sms` CTAs over all keys, at most 512 tiles
+// (32768 positions) a CTA, so that the tensor cores' float32 sums (truncating, one rounding per wgmma)
+// stay short, and at least one tile a CTA.
+int64_t grad_weight_hopper_splits(const GradWeightHopperPlan& plan, int64_t sms);
+
+}  // namespace custom_ops::conv1d::cuda

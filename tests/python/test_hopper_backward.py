@@ -1,0 +1,101 @@
+"""The Hopper (sm_90a) grad_weight kernel (ops/conv1d/cuda/hopper/grad_weight_hopper_*).
+
+Every case is a branch of its plan: several keys (input-channel tiles, output-channel tiles, tap
+groups, groups), strides, dilation, padding, long rows split over many CTAs, rows TMA cannot read in
+place (grad_output of odd length, a channels-last input: both repacked). The backward kernel query,
+asked for an sm_90 GPU (arch=90), must name the kernel on every machine; on an sm_90 GPU the three
+gradients are compared with aten's float64 ones, and grad_weight must be bitwise the same on a second
+call (the splits are added in a fixed order).
+"""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import TOLERANCE, relative_max_error
+
+HOPPER_GPU = torch.cuda.is_available() and torch.cuda.get_device_capability() == (9, 0)
+
+# (name, (N, C, O, K, L), conv arguments, input layout)
+CASES = [
+    ("headline-like, grad_output rows of odd length", (2, 64, 128, 3, 4099), dict(), None),
+    ("three channel tiles, two output tiles, two tap groups", (2, 130, 200, 5, 777), dict(padding=2), None),
+    ("groups of 40 input and 48 output channels", (3, 160, 192, 3, 500), dict(padding=1, groups=4), None),
+    ("stride 2, dilation 3, padding 4", (2, 24, 40, 5, 777), dict(stride=2, padding=4, dilation=3), None),
+    ("stride 3", (2, 32, 64, 4, 1000), dict(stride=3, padding=1), None),
+    ("long kernel, eight tap groups", (2, 32, 64, 31, 600), dict(padding=15), None),
+    ("one long row over many splits", (1, 48, 64, 3, 70001), dict(padding=1), None),
+    ("pointwise", (4, 48, 80, 1, 1024), dict(), None),
+    ("channels-last input", (2, 40, 72, 3, 513), dict(padding=1), "channels-last"),
+]
+
+PRECISIONS = [  # (dtype, suffix, tolerance)
+    (torch.float32, "_tf32", 5e-3),
+    (torch.float16, "_fp16", 4 * TOLERANCE[torch.float16]),
+    (torch.bfloat16, "_bf16", 4 * TOLERANCE[torch.bfloat16]),
+]
+
+
+@pytest.fixture
+def tf32_allowed():
+    previous = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = True
+    yield
+    torch.backends.cudnn.allow_tf32 = previous
+
+
+def conv_args(conv):
+    return [conv.get("stride", 1)], [conv.get("padding", 0)], [conv.get("dilation", 1)], conv.get("groups", 1)
+
+
+@pytest.mark.parametrize("dtype, suffix, tolerance", PRECISIONS, ids=["tf32", "fp16", "bf16"])
+@pytest.mark.parametrize("name, shape, conv, layout", CASES, ids=[c[0] for c in CASES])
+def test_hopper_grad_weight(name, shape, conv, layout, dtype, suffix, tolerance, tf32_allowed):
+    n, c, o, k, length = shape
+    args = conv_args(conv)
+    groups = args[3]
+    gen = torch.Generator().manual_seed(sum(map(ord, name)))
+    x64 = torch.randn(n, c, length, generator=gen, dtype=torch.float64)
+    w64 = torch.randn(o, c // groups, k, generator=gen, dtype=torch.float64)
+    b64 = torch.randn(o, generator=gen, dtype=torch.float64)
+    meta_x = torch.empty(n, c, length, dtype=dtype, device="meta")
+    meta_w = torch.empty(o, c // groups, k, dtype=dtype, device="meta")
+    kernels = torch.ops.custom.conv1d_cuda_backward_kernels(meta_x, meta_w, *args, arch=90)
+    assert kernels[1] == "grad_weight_hopper" + suffix
+    assert not torch.ops.custom.conv1d_cuda_backward_kernels(meta_x, meta_w, *args, arch=80)[1].startswith(
+        "grad_weight_hopper")
+    if not HOPPER_GPU:
+        return
+    gy64 = torch.randn(F.conv1d(x64, w64, b64, *args).shape, generator=gen, dtype=torch.float64)
+    leaves64 = [t.clone().requires_grad_() for t in (x64, w64, b64)]
+    refs = torch.autograd.grad(F.conv1d(*leaves64, *args), leaves64, gy64)
+    x = x64.to("cuda", dtype)
+    if layout == "channels-last":
+        x = x.transpose(1, 2).contiguous().transpose(1, 2)
+    leaves = [x.requires_grad_(), w64.to("cuda", dtype).requires_grad_(), b64.to("cuda", dtype).requires_grad_()]
+    gy = gy64.to("cuda", dtype)
+    assert torch.ops.custom.conv1d_cuda_backward_kernels(leaves[0], leaves[1], *args)[1] == kernels[1]
+    torch.full((1 << 20,), float("nan"), dtype=torch.float32, device="cuda")  # poison the next blocks
+    grads = torch.autograd.grad(torch.ops.custom.conv1d(*leaves, *args), leaves, gy)
+    for what, got, ref in zip(("grad_input", "grad_weight", "grad_bias"), grads, refs):
+        err = relative_max_error(got, ref)
+        assert err <= tolerance, f"{name} {what} ({kernels}): relative error {err:.3e}"
+    again = torch.autograd.grad(torch.ops.custom.conv1d(*leaves, *args), leaves[1], gy)[0]
+    assert torch.equal(again, grads[1]), "grad_weight differs between two calls"
+
+
+def test_outside_the_kernel():
+    x, w = torch.empty(2, 16, 2000, device="meta"), torch.empty(32, 16, 3, device="meta")
+    query = torch.ops.custom.conv1d_cuda_backward_kernels
+    assert not query(x, w, [4], [1], [1], 1, arch=90)[1].startswith("grad_weight_hopper")  # window over 256
+    assert not query(x.double(), w.double(), [1], [1], [1], 1, arch=90)[1].startswith("grad_weight_hopper")
+    # groups of <= 32 channels: the 32 x 32 tensor-core tile
+    assert query(torch.empty(2, 64, 500, device="meta"), torch.empty(64, 32, 3, device="meta"), [1], [1], [1], 2,
+                 arch=90)[1] == "grad_weight_tensorcore_small_tf32"
+    assert query(x[:, :1], torch.empty(32, 1, 3, device="meta"), [1], [1], [1], 1, arch=90)[1] == \
+        "grad_weight_one_channel"
+    previous = torch.backends.cudnn.allow_tf32
+    try:
+        torch.backends.cudnn.allow_tf32 = False  # strict float32: no TF32 kernel
+        assert not query(x, w, [1], [1], [1], 1, arch=90)[1].startswith("grad_weight_hopper")
+    finally:
+        torch.backends.cudnn.allow_tf32 = previous
