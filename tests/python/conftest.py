@@ -20,6 +20,14 @@ def device(request):
 
 
 @pytest.fixture
+def tf32_setting():
+    """Sets aten's convolution TF32 flag (which ours follows) for a test: tf32_setting(allowed)."""
+    previous = torch.backends.cudnn.allow_tf32
+    yield lambda allowed: setattr(torch.backends.cudnn, "allow_tf32", allowed)
+    torch.backends.cudnn.allow_tf32 = previous
+
+
+@pytest.fixture
 def strict_fp32():
     """Full float32 precision in aten's convolution and ours (TF32 off) for the duration of a test."""
     previous = torch.backends.cudnn.allow_tf32

@@ -58,13 +58,6 @@ PRECISIONS = [  # (dtype, allow_tf32, precision suffix of tensor-core kernels or
 ]
 
 
-@pytest.fixture
-def tf32_setting():
-    previous = torch.backends.cudnn.allow_tf32
-    yield lambda allowed: setattr(torch.backends.cudnn, "allow_tf32", allowed)
-    torch.backends.cudnn.allow_tf32 = previous
-
-
 def expected_grad_weight(kernel, suffix):
     if kernel.startswith("tc_"):
         return "grad_weight_cuda_cores" if suffix is None else \

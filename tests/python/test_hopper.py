@@ -53,13 +53,6 @@ PRECISIONS = [  # (dtype, allow_tf32, kernel suffix, tolerance)
 
 
 @pytest.fixture
-def tf32_setting():
-    previous = torch.backends.cudnn.allow_tf32
-    yield lambda allowed: setattr(torch.backends.cudnn, "allow_tf32", allowed)
-    torch.backends.cudnn.allow_tf32 = previous
-
-
-@pytest.fixture
 def hopper_off():
     previous = torch.ops.custom.conv1d_cuda_use_hopper(False)
     yield

@@ -35,21 +35,14 @@ PRECISIONS = [  # (dtype, suffix, tolerance)
 ]
 
 
-@pytest.fixture
-def tf32_allowed():
-    previous = torch.backends.cudnn.allow_tf32
-    torch.backends.cudnn.allow_tf32 = True
-    yield
-    torch.backends.cudnn.allow_tf32 = previous
-
-
 def conv_args(conv):
     return [conv.get("stride", 1)], [conv.get("padding", 0)], [conv.get("dilation", 1)], conv.get("groups", 1)
 
 
 @pytest.mark.parametrize("dtype, suffix, tolerance", PRECISIONS, ids=["tf32", "fp16", "bf16"])
 @pytest.mark.parametrize("name, shape, conv, layout", CASES, ids=[c[0] for c in CASES])
-def test_hopper_grad_weight(name, shape, conv, layout, dtype, suffix, tolerance, tf32_allowed):
+def test_hopper_grad_weight(name, shape, conv, layout, dtype, suffix, tolerance, tf32_setting):
+    tf32_setting(True)
     n, c, o, k, length = shape
     args = conv_args(conv)
     groups = args[3]
@@ -83,7 +76,8 @@ def test_hopper_grad_weight(name, shape, conv, layout, dtype, suffix, tolerance,
     assert torch.equal(again, grads[1]), "grad_weight differs between two calls"
 
 
-def test_outside_the_kernel():
+def test_outside_the_kernel(tf32_setting):
+    tf32_setting(True)
     x, w = torch.empty(2, 16, 2000, device="meta"), torch.empty(32, 16, 3, device="meta")
     query = torch.ops.custom.conv1d_cuda_backward_kernels
     assert not query(x, w, [4], [1], [1], 1, arch=90)[1].startswith("grad_weight_hopper")  # window over 256
@@ -93,9 +87,5 @@ def test_outside_the_kernel():
                  arch=90)[1] == "grad_weight_tensorcore_small_tf32"
     assert query(x[:, :1], torch.empty(32, 1, 3, device="meta"), [1], [1], [1], 1, arch=90)[1] == \
         "grad_weight_one_channel"
-    previous = torch.backends.cudnn.allow_tf32
-    try:
-        torch.backends.cudnn.allow_tf32 = False  # strict float32: no TF32 kernel
-        assert not query(x, w, [1], [1], [1], 1, arch=90)[1].startswith("grad_weight_hopper")
-    finally:
-        torch.backends.cudnn.allow_tf32 = previous
+    tf32_setting(False)  # strict float32: no TF32 kernel
+    assert not query(x, w, [1], [1], [1], 1, arch=90)[1].startswith("grad_weight_hopper")

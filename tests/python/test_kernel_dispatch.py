@@ -83,13 +83,6 @@ def hopper_off():
     torch.ops.custom.conv1d_cuda_use_hopper(previous)
 
 
-@pytest.fixture
-def tf32_setting():
-    previous = torch.backends.cudnn.allow_tf32
-    yield lambda allowed: setattr(torch.backends.cudnn, "allow_tf32", allowed)
-    torch.backends.cudnn.allow_tf32 = previous
-
-
 def make_case(shape, layout, dtype, device, gen):
     n, c, o, k, length = shape
     x = torch.randn(n, c, length, generator=gen, dtype=torch.float64)

@@ -13,6 +13,7 @@ constexpr int kMaxStages = 8;
 constexpr int kMaxBoxPositions = 256;                   // a TMA box dimension
 constexpr int64_t kCoordinateLimit = int64_t{1} << 30;  // TMA coordinates are signed 32-bit
 constexpr int64_t kMaxTilesPerSplit = 512;
+constexpr int64_t kMaxSms = 1024;  // a bound on any GPU's SM count, for the grid-size check
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -58,12 +59,14 @@ std::optional<GradWeightHopperPlan> plan_grad_weight_hopper(const Geometry& g, c
   plan.keys = g.groups * plan.c_tiles * plan.o_tiles * plan.tap_groups;
   plan.l_blocks = ceil_div(g.out_length, GradWeightHopperPlan::kPositions);
   plan.tiles = g.batch * plan.l_blocks;
+  // The grid (keys x splits, splits <= an SM count + tiles / kMaxTilesPerSplit) fits its 31 bits.
+  if (plan.keys * (ceil_div(plan.tiles, kMaxTilesPerSplit) + kMaxSms) >= (int64_t{1} << 31)) return std::nullopt;
   // A stage: the gradient tile first (128-byte swizzled rows want 1024-byte alignment), then the window.
   plan.gradient_stage_bytes = int64_t(GradWeightHopperPlan::kOutChannels) * GradWeightHopperPlan::kPositions * element_size;
   plan.input_stage_bytes = int64_t(GradWeightHopperPlan::kChannels) * plan.window_pitch * element_size;
   plan.stage_bytes = ceil_div(plan.gradient_stage_bytes + plan.input_stage_bytes, 1024) * 1024;
   const int64_t stages = std::min<int64_t>(kMaxStages, (kHopperSharedBytes - 2 * kBarrierBytes) / plan.stage_bytes);
-  if (stages < 2 || plan.keys >= (int64_t{1} << 31)) return std::nullopt;
+  if (stages < 2) return std::nullopt;
   plan.stages = static_cast<int>(stages);
   // The barriers' kilobyte, then up to a kilobyte to align the first stage.
   plan.shared_bytes = 2 * kBarrierBytes + plan.stages * plan.stage_bytes;
