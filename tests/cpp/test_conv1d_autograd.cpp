@@ -86,24 +86,34 @@ TEST(Conv1dAutograd, BackwardKernelsOnCudaMatchAten) {
                                    {2, 130, 200, 5, 301, 1, 2, 1, 1}};
   const bool previous = at::globalContext().allowTF32CuDNN();
   at::globalContext().setAllowTF32CuDNN(true);
-  for (const auto dtype : {torch::kFloat, torch::kBFloat16}) {
-    for (const auto& c : cases) {
-      torch::manual_seed(21);
-      const auto f64 = torch::TensorOptions().dtype(torch::kDouble);
-      const auto x = torch::randn({c.n, c.c, c.l}, f64), w = torch::randn({c.o, c.c / c.groups, c.k}, f64);
-      const auto xr = x.clone().requires_grad_(), wr = w.clone().requires_grad_();
-      const auto ref = at::conv1d(xr, wr, {}, c.stride, c.padding, c.dilation, c.groups);
-      const auto gy = torch::randn(ref.sizes(), f64);
-      ref.backward(gy);
-      const auto cuda = torch::TensorOptions().dtype(dtype).device(torch::kCUDA);
-      const auto xc = x.to(cuda).requires_grad_(), wc = w.to(cuda).requires_grad_();
-      custom_ops::conv1d(xc, wc, {}, c.stride, c.padding, c.dilation, c.groups).backward(gy.to(cuda));
-      // TF32 (float32) or bfloat16 operands with float32 accumulation.
-      const double tol = dtype == torch::kFloat ? 5e-3 : 4 * tolerance(torch::kBFloat16);
-      EXPECT_LE(relative_max_error(xc.grad(), xr.grad()), tol) << "grad_input, C = " << c.c << ", " << dtype;
-      EXPECT_LE(relative_max_error(wc.grad(), wr.grad()), tol) << "grad_weight, C = " << c.c << ", " << dtype;
+  // The Hopper family on and off: on an H100/H200 the sm80 kernels then run too (and are sanitized).
+  const auto use_hopper = c10::Dispatcher::singleton()
+                              .findSchemaOrThrow("custom::conv1d_cuda_use_hopper", "")
+                              .typed<bool(bool)>();
+  const bool hopper_was = use_hopper.call(true);
+  for (const bool hopper : {true, false}) {
+    use_hopper.call(hopper);
+    for (const auto dtype : {torch::kFloat, torch::kBFloat16}) {
+      for (const auto& c : cases) {
+        torch::manual_seed(21);
+        const auto f64 = torch::TensorOptions().dtype(torch::kDouble);
+        const auto x = torch::randn({c.n, c.c, c.l}, f64), w = torch::randn({c.o, c.c / c.groups, c.k}, f64);
+        const auto xr = x.clone().requires_grad_(), wr = w.clone().requires_grad_();
+        const auto ref = at::conv1d(xr, wr, {}, c.stride, c.padding, c.dilation, c.groups);
+        const auto gy = torch::randn(ref.sizes(), f64);
+        ref.backward(gy);
+        const auto cuda = torch::TensorOptions().dtype(dtype).device(torch::kCUDA);
+        const auto xc = x.to(cuda).requires_grad_(), wc = w.to(cuda).requires_grad_();
+        custom_ops::conv1d(xc, wc, {}, c.stride, c.padding, c.dilation, c.groups).backward(gy.to(cuda));
+        // TF32 (float32) or bfloat16 operands with float32 accumulation.
+        const double tol = dtype == torch::kFloat ? 5e-3 : 4 * tolerance(torch::kBFloat16);
+        EXPECT_LE(relative_max_error(xc.grad(), xr.grad()), tol) << "grad_input, C = " << c.c << ", " << dtype;
+        EXPECT_LE(relative_max_error(wc.grad(), wr.grad()), tol)
+            << "grad_weight, C = " << c.c << ", " << dtype << (hopper ? "" : ", Hopper family off");
+      }
     }
   }
+  use_hopper.call(hopper_was);
   at::globalContext().setAllowTF32CuDNN(previous);
 }
 

@@ -149,5 +149,23 @@ def test_shapes_outside_the_family():
         .startswith("hopper")  # halo 128: still one window with fewer taps per stage
     assert not torch.ops.custom.conv1d_cuda_kernel(x.double(), w.double(), [1], [0], [1], 1, arch=90) \
         .startswith("hopper")
+    empty = torch.randn(2, 32, 0)  # padding only: no tensor map has an empty dimension
+    assert not torch.ops.custom.conv1d_cuda_kernel(empty, w, [1], [2], [1], 1, arch=90).startswith("hopper")
+    assert not torch.ops.custom.conv1d_cuda_backward_kernels(empty, w, [1], [2], [1], 1, arch=90)[1] \
+        .startswith("grad_weight_hopper")
     depthwise = torch.randn(32, 1, 3)
     assert not torch.ops.custom.conv1d_cuda_kernel(x, depthwise, [1], [1], [1], 32, arch=90).startswith("hopper")
+
+
+@pytest.mark.skipif(not HOPPER_GPU, reason="needs an sm_90 GPU")
+def test_padding_only_input_runs_elsewhere():
+    """L = 0 with padding: the output is the bias alone; no Hopper kernel (a tensor map has no empty
+    dimension), forward and backward still match aten."""
+    x = torch.randn(2, 32, 0, device="cuda", requires_grad=True)
+    w = torch.randn(64, 32, 3, device="cuda", requires_grad=True)
+    b = torch.randn(64, device="cuda", requires_grad=True)
+    out = torch.ops.custom.conv1d(x, w, b, [1], [2], [1], 1)
+    ref = F.conv1d(x.detach().double(), w.detach().double(), b.detach().double(), 1, 2)
+    assert out.shape == ref.shape and relative_max_error(out, ref) <= 1e-6
+    grads = torch.autograd.grad(out, (x, w, b), torch.ones_like(out))
+    assert grads[0].shape == x.shape and not grads[1].any() and torch.equal(grads[2], torch.full_like(b, 4.0))

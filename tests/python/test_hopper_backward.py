@@ -2,10 +2,11 @@
 
 Every case is a branch of its plan: several keys (input-channel tiles, output-channel tiles, tap
 groups, groups), strides, dilation, padding, long rows split over many CTAs, rows TMA cannot read in
-place (grad_output of odd length, a channels-last input: both repacked). The backward kernel query,
-asked for an sm_90 GPU (arch=90), must name the kernel on every machine; on an sm_90 GPU the three
-gradients are compared with aten's float64 ones, and grad_weight must be bitwise the same on a second
-call (the splits are added in a fixed order).
+place (grad_output of odd length, a channels-last input: both repacked), taps a CTA cut short by a
+long dilation. The backward kernel query, asked for an sm_90 GPU (arch=90), must name the kernel on
+every machine; on an sm_90 GPU the profiler must see it run, the three gradients are compared with
+aten's float64 ones, and grad_weight must be bitwise the same on a second call (the splits are added in
+a fixed order).
 """
 import pytest
 import torch
@@ -25,6 +26,8 @@ CASES = [
     ("long kernel, eight tap groups", (2, 32, 64, 31, 600), dict(padding=15), None),
     ("one long row over many splits", (1, 48, 64, 3, 70001), dict(padding=1), None),
     ("pointwise", (4, 48, 80, 1, 1024), dict(), None),
+    # a dilation that leaves room for 3 taps a CTA in float32 and 2 in 16-bit: tap groups with a short last
+    ("taps a CTA cut by a long dilation", (2, 32, 64, 4, 1000), dict(padding=5, dilation=70), None),
     ("channels-last input", (2, 40, 72, 3, 513), dict(padding=1), "channels-last"),
 ]
 
@@ -67,8 +70,19 @@ def test_hopper_grad_weight(name, shape, conv, layout, dtype, suffix, tolerance,
     leaves = [x.requires_grad_(), w64.to("cuda", dtype).requires_grad_(), b64.to("cuda", dtype).requires_grad_()]
     gy = gy64.to("cuda", dtype)
     assert torch.ops.custom.conv1d_cuda_backward_kernels(leaves[0], leaves[1], *args)[1] == kernels[1]
-    torch.full((1 << 20,), float("nan"), dtype=torch.float32, device="cuda")  # poison the next blocks
-    grads = torch.autograd.grad(torch.ops.custom.conv1d(*leaves, *args), leaves, gy)
+    y = torch.ops.custom.conv1d(*leaves, *args)
+    torch.full((1 << 24,), float("nan"), dtype=torch.float32, device="cuda")  # poison the workspace's blocks
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as profile:
+        grads = torch.autograd.grad(y, leaves, gy)
+        torch.cuda.synchronize()
+    launches = {event.key: event.count for event in profile.key_averages()}
+    # What ran is what the query names: the Hopper grad_weight, and at stride 1 one row repack for each
+    # of grad_output and the input that TMA cannot read in place (the grad_input phase reads grad_output's).
+    assert any("grad_weight_hopper_kernel" in key for key in launches), sorted(launches)
+    if args[0] == [1]:
+        element = x.element_size()
+        expected = int(gy.shape[-1] * element % 16 != 0) + int(length * element % 16 != 0 or layout is not None)
+        assert sum(count for key, count in launches.items() if "repack_rows_kernel" in key) == expected, sorted(launches)
     for what, got, ref in zip(("grad_input", "grad_weight", "grad_bias"), grads, refs):
         err = relative_max_error(got, ref)
         assert err <= tolerance, f"{name} {what} ({kernels}): relative error {err:.3e}"

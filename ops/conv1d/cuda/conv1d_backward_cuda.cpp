@@ -70,7 +70,9 @@ Gradients conv1d_backward_cuda(const at::Tensor& grad_output, const at::Tensor& 
       mask[1] ? cuda::select_grad_weight(g, input.scalar_type(), allow_tf32, hopper) : cuda::GradWeightChoice::kZero;
   at::Tensor gy = grad_output.contiguous();
   // TMA reads rows only at 16-byte aligned pitches (grad_output of L_out = L - K + 1 mostly has none):
-  // where the Hopper grad_weight reads grad_output, one repacked copy serves the grad_input phases too.
+  // where the Hopper grad_weight reads grad_output, one repacked copy serves the grad_input phases too
+  // (for a freshly allocated grad_output exactly where cuda::grad_output_repacked says so, which the
+  // kernel query names).
   if (weight_choice == cuda::GradWeightChoice::kHopper && !cuda::kernel_target(gy, true).input_tma_ok) {
     gy = cuda::repack_rows_for_tma(gy);
   }

@@ -143,25 +143,30 @@ GradWeightChoice select_grad_weight(const Geometry& g, c10::ScalarType dtype, bo
   return GradWeightChoice::kCudaCores;
 }
 
+bool grad_output_repacked(const Geometry& g, c10::ScalarType dtype, GradWeightChoice weight_choice) {
+  return weight_choice == GradWeightChoice::kHopper && g.out_length * c10::elementSize(dtype) % 16 != 0;
+}
+
 std::string grad_input_name(GradInputChoice choice, const Geometry& g, c10::ScalarType dtype, bool allow_tf32,
-                            bool device_runs_hopper) {
+                            bool device_runs_hopper, bool grad_output_repacked) {
   switch (choice) {
     case GradInputChoice::kNone: return "none";
     case GradInputChoice::kOneChannel: return "grad_input_one_channel";
     case GradInputChoice::kPhases: break;
   }
-  const int64_t element_size = c10::elementSize(dtype);
+  const int64_t element_size = c10::elementSize(dtype), vector = 16 / element_size;
+  const int64_t pitch = grad_output_repacked ? ceil_div(g.out_length, vector) * vector : g.out_length;
   std::vector<std::string> kernels;
   for (int64_t rho = 0; rho < g.stride; ++rho) {
     const GradInputPhase phase = grad_input_phase(g, rho);
     if (phase.empty || phase.zero) continue;
     const Geometry& t = phase.geometry;
-    // The phase reads grad_output (N, O, L_out), contiguous, from position source_offset on.
+    // The phase reads grad_output (N, O, L_out), rows `pitch` apart, from position source_offset on.
     KernelTarget target;
     target.hopper = device_runs_hopper && hopper_kernels_enabled();
     target.input_tma_ok =
-        hopper_input_layout_ok(element_size, t.batch, t.in_channels, t.in_length, g.out_channels * g.out_length,
-                               g.out_length, 1, static_cast<uintptr_t>(phase.source_offset * element_size));
+        hopper_input_layout_ok(element_size, t.batch, t.in_channels, t.in_length, g.out_channels * pitch, pitch, 1,
+                               static_cast<uintptr_t>(phase.source_offset * element_size));
     kernels.push_back(kernel_name(select_kernel(t, dtype, allow_tf32, target), dtype, allow_tf32));
   }
   std::string name = "transposed(";

@@ -69,13 +69,20 @@ GradInputChoice select_grad_input(const Geometry& g, c10::ScalarType dtype);
 // `hopper`: the device runs the Hopper family and it is switched on (see KernelTarget).
 GradWeightChoice select_grad_weight(const Geometry& g, c10::ScalarType dtype, bool allow_tf32, bool hopper);
 
+// Whether the backward copies grad_output into 16-byte aligned rows once, before any kernel runs: where
+// the Hopper grad_weight reads it by TMA and its rows (L_out long) are not aligned. The grad_input
+// phases then read that copy.
+bool grad_output_repacked(const Geometry& g, c10::ScalarType dtype, GradWeightChoice weight_choice);
+
 // Names, e.g. "grad_input_one_channel", "transposed(hopper_bf16)" (the forward kernel of each phase),
 // "grad_weight_hopper_bf16", "grad_weight_tensorcore_large_tf32", "grad_weight_cuda_cores". `device_runs_hopper` says what the forward
 // table may use for the phases: their input is grad_output, contiguous, its start taken as 16-byte
 // aligned (a grad_output that is an offset view, as the backward of a split can give, runs the Hopper
-// family on a repacked copy where the name says it reads grad_output in place).
+// family on a repacked copy where the name says it reads grad_output in place), or its repacked copy
+// where `grad_output_repacked` (then rows a whole number of 16-byte vectors apart). The names assume
+// every gradient is asked for: with grad_weight not asked for, grad_output is not repacked up front.
 std::string grad_input_name(GradInputChoice choice, const Geometry& g, c10::ScalarType dtype, bool allow_tf32,
-                            bool device_runs_hopper);
+                            bool device_runs_hopper, bool grad_output_repacked);
 std::string grad_weight_name(GradWeightChoice choice, c10::ScalarType dtype, bool allow_tf32);
 
 }  // namespace custom_ops::conv1d::cuda

@@ -42,6 +42,7 @@ std::optional<HopperPlan> plan_hopper(const Geometry& g, c10::ScalarType dtype, 
   const int64_t element_size = c10::elementSize(dtype);
   const int64_t C_g = g.in_channels_per_group(), O_g = g.out_channels_per_group();
   if (C_g < 2) return std::nullopt;  // one channel per group: the depthwise kernels
+  if (g.in_length == 0) return std::nullopt;  // padding only: a tensor map has no empty dimension
   // Every TMA coordinate (positions with padding and halo, channels, groups, batch) fits 32 bits.
   if (g.in_length + g.pad_left + g.pad_right >= kCoordinateLimit || g.out_length >= kCoordinateLimit / g.stride ||
       g.batch >= kCoordinateLimit || g.groups >= kCoordinateLimit || C_g >= kCoordinateLimit ||

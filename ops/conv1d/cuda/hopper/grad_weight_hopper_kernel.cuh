@@ -9,6 +9,11 @@
 // registers at the tap's shift (as in the forward, hopper_kernel.cuh) and whose B operand is the
 // gradient tile. At the end each consumer writes its float32 partial sums of its key and split to the
 // workspace, which grad_weight_reduce adds up in split order.
+// TF32: the window is rounded to TF32 on its way into the A fragments; the gradient tile reaches wgmma
+// as TMA landed it, float32, and the tensor cores drop its low 13 mantissa bits (truncation: every
+// product about 2^-11 smaller in magnitude on average, a bias the forward, which rounds both operands,
+// does not have). Rounding the tile in shared memory after the full barrier (and an async-proxy fence
+// before the wgmmas) would remove it; not done yet (NOTES, issue 13: measured on a GPU first).
 
 #include "ops/conv1d/cuda/hopper/grad_weight_hopper_plan.h"
 #include "ops/conv1d/cuda/hopper/hopper_ptx.cuh"

@@ -40,7 +40,8 @@ std::optional<GradWeightHopperPlan> plan_grad_weight_hopper(const Geometry& g, c
   }
   const int64_t element_size = c10::elementSize(dtype), vector = 16 / element_size;
   const int64_t C_g = g.in_channels_per_group(), O_g = g.out_channels_per_group();
-  if (C_g < 2 || g.batch == 0 || g.out_length == 0) return std::nullopt;
+  // An empty input (padding only) has no tensor map: a tensor map has no empty dimension.
+  if (C_g < 2 || g.batch == 0 || g.out_length == 0 || g.in_length == 0) return std::nullopt;
   if (g.in_length + g.pad_left + g.pad_right >= kCoordinateLimit || g.out_length >= kCoordinateLimit ||
       g.batch >= kCoordinateLimit || g.groups >= kCoordinateLimit || C_g >= kCoordinateLimit ||
       O_g >= kCoordinateLimit) {
