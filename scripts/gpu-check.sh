@@ -11,7 +11,11 @@
 # initcheck reports the host copy of every output the Hopper kernels wrote through the copy engine as
 # uninitialized: the tool does not track those writes (bench/probes/bulk_store_initcheck.cu shows it on
 # a 4 KB buffer); read its log for reports at other places.
-#   env: BENCH_SUITE=quick|full (default full), PYTEST_PATHS="tests/python/x.py ..." (default: all tests)
+#   env: BENCH_SUITE=quick|full (default full), PYTEST_PATHS="tests/python/x.py ..." (default: all tests),
+#        SANITIZER_TOOLS="racecheck synccheck" (default: all four), SANITIZER_FILTER='*Backward*' (a gtest
+#        filter; default: the CUDA tests) to fit the sanitizers into separate calls.
+#        On 6f7e7a0 memcheck passed and racecheck was cut by a 330-second limit: give the sanitizers a
+#        call of their own, or two.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 run_pytest=1 run_sanitizers=1 run_bench=1
@@ -64,12 +68,12 @@ if step "build (nvcc, ${TORCH_CUDA_ARCH_LIST:-default architectures})" build.log
     step "Python tests (all, CUDA included)" pytest.log "$PYTHON" -m pytest -q -p no:cacheprovider -rs ${PYTEST_PATHS:-}
   fi
   if [ "$run_sanitizers" = 1 ]; then
-    cuda_filter='*Cuda*:*CUDA*'
-    for tool in memcheck racecheck initcheck synccheck; do
+    cuda_filter="${SANITIZER_FILTER:-*Cuda*:*CUDA*}"
+    for tool in ${SANITIZER_TOOLS:-memcheck racecheck initcheck synccheck}; do
       step "compute-sanitizer $tool" $tool.log \
         compute-sanitizer --tool $tool --error-exitcode 1 --print-limit 50 "$tests" --gtest_filter="$cuda_filter"
     done
-    grep -h "ERROR SUMMARY\|RACECHECK SUMMARY" "$OUT"/{memcheck,racecheck,initcheck,synccheck}.log || true
+    grep -h "ERROR SUMMARY\|RACECHECK SUMMARY" "$OUT"/*check.log || true
   fi
   cuobjdump --dump-resource-usage "$CUSTOM_OPS_LIBRARY" 2>/dev/null | grep -E "Function|REG" >"$OUT/resource-usage.txt"
   # SASS per kernel: tensor-core instructions (HMMA: mma.sync; HGMMA: wgmma) and local-memory traffic
