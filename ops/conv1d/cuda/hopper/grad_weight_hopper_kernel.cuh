@@ -18,6 +18,7 @@
 #include "ops/conv1d/cuda/hopper/grad_weight_hopper_plan.h"
 #include "ops/conv1d/cuda/hopper/hopper_ptx.cuh"
 #include "ops/conv1d/cuda/hopper/hopper_wgmma.cuh"
+#include "ops/conv1d/cuda/hopper/hopper_window.cuh"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -92,15 +93,6 @@ __device__ __forceinline__ GradWeightKey decode_gw_key(const GradWeightParams& p
   return k;
 }
 
-// Window start of a tile: TMA boxes start on a 16-byte boundary, so up to a vector before the first
-// position the taps read; `shift` is that distance.
-template <int kVector>
-__device__ __forceinline__ int64_t gw_window_start(int64_t first, int& shift) {
-  const int64_t aligned = (first >= 0 ? first : first - (kVector - 1)) / kVector * kVector;
-  shift = static_cast<int>(first - aligned);
-  return aligned;
-}
-
 // The A fragment of one wgmma step and tap: rows = this warp's 16 input channels, columns = the step's
 // positions; element (c, j) is the window at c's row, position j * stride + offset.
 template <class Traits>
@@ -167,7 +159,7 @@ __global__ void __launch_bounds__(Traits::kThreads, 1)
                     static_cast<int>(t.l0 + b * Traits::kSwizzleRowPositions), key.o0, key.group, static_cast<int>(t.n));
       }
       int shift;
-      const int64_t first = gw_window_start<kVector>(t.l0 * p.stride - p.pad_left + int64_t(key.tap0) * p.dilation, shift);
+      const int64_t first = window_start<kVector>(t.l0 * p.stride - p.pad_left + int64_t(key.tap0) * p.dilation, shift);
       tma_load_4d(shared_address(gradient + p.gradient_stage_bytes), &input_map, full, static_cast<int>(first), key.c0,
                   key.group, static_cast<int>(t.n));
       if (++stage == p.stages) stage = 0, phase ^= 1;
@@ -188,7 +180,7 @@ __global__ void __launch_bounds__(Traits::kThreads, 1)
   for (int64_t tile = first_tile; tile < last_tile; ++tile) {
     const GradWeightTile t = decode_gw_tile(p, tile);
     int shift;
-    gw_window_start<kVector>(t.l0 * p.stride - p.pad_left + int64_t(key.tap0) * p.dilation, shift);
+    window_start<kVector>(t.l0 * p.stride - p.pad_left + int64_t(key.tap0) * p.dilation, shift);
     barrier_wait(shared_address(&bars[stage]), phase);
     __syncwarp();  // wgmma needs the warp converged
     const uint8_t* gradient = stages + size_t(stage) * p.stage_bytes;

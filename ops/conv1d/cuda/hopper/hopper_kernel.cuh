@@ -29,6 +29,7 @@
 #include "ops/conv1d/cuda/hopper/conv1d_hopper_plan.h"
 #include "ops/conv1d/cuda/hopper/hopper_ptx.cuh"
 #include "ops/conv1d/cuda/hopper/hopper_wgmma.cuh"
+#include "ops/conv1d/cuda/hopper/hopper_window.cuh"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -193,15 +194,6 @@ struct SharedLayout {
     return base + 1024 + p.resident_bytes + size_t(p.stages) * stage_bytes + slot * slot_bytes;
   }
 };
-
-// Where a stage's window starts: TMA boxes start on a 16-byte boundary along the row, so the window
-// begins up to one vector before the first position the taps read; `shift` is that distance.
-template <int kVector>
-__device__ __forceinline__ int64_t window_start(int64_t first, int& shift) {
-  const int64_t aligned = (first >= 0 ? first : first - (kVector - 1)) / kVector * kVector;
-  shift = static_cast<int>(first - aligned);
-  return aligned;
-}
 
 // Barrier indices: full[s] = s, empty[s] = kMaxStages + s, then the resident weights' pair.
 constexpr int kMaxStages = 8;
