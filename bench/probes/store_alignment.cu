@@ -8,6 +8,8 @@
 // whatever the issuers; trimmed to 32 (whole sectors) 3.5-3.9 TB/s from 8 warps; 128 adds nothing over
 // 32. Two issuing warps stay near 2.5 TB/s at any alignment, ~1.0 TB/s with the plain ends.
 //   nvcc -O3 -std=c++17 -arch=sm_90a bench/probes/store_alignment.cu -o /tmp/store_alignment && /tmp/store_alignment
+#include "probe_timing.cuh"
+
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -15,14 +17,6 @@
 #include <cstdio>
 #include <vector>
 
-#define CHECK(x)                                                                                 \
-  do {                                                                                           \
-    cudaError_t e = (x);                                                                         \
-    if (e != cudaSuccess) {                                                                      \
-      printf("CUDA error %s at %s:%d\n", cudaGetErrorString(e), __FILE__, __LINE__);             \
-      exit(1);                                                                                   \
-    }                                                                                            \
-  } while (0)
 
 constexpr int kRows = 64, kSlots = 2;
 
@@ -82,27 +76,6 @@ __global__ void rows_kernel(Shape s) {
   if (lane == 0) asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory");
 }
 
-template <class Launch>
-static float time_ms(Launch launch) {
-  cudaEvent_t a, b;
-  CHECK(cudaEventCreate(&a));
-  CHECK(cudaEventCreate(&b));
-  launch();
-  CHECK(cudaGetLastError());
-  CHECK(cudaDeviceSynchronize());
-  std::vector<float> times;
-  for (int i = 0; i < 9; ++i) {
-    CHECK(cudaEventRecord(a));
-    launch();
-    CHECK(cudaEventRecord(b));
-    CHECK(cudaEventSynchronize(b));
-    float ms;
-    CHECK(cudaEventElapsedTime(&ms, a, b));
-    times.push_back(ms);
-  }
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
-}
 
 int main() {
   int sms;
@@ -133,7 +106,7 @@ int main() {
             if (trim == 32) kernel = warps == 2 ? rows_kernel<2, 32> : rows_kernel<8, 32>;
             if (trim == 128) kernel = warps == 2 ? rows_kernel<2, 128> : rows_kernel<8, 128>;
             CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, sm));
-            const float ms = time_ms([&] { kernel<<<sms, 32 * warps, sm>>>(s); });
+            const float ms = time_ms([&] { kernel<<<sms, 32 * warps, sm>>>(s); }, 9);
             printf("L %ld  %dB x %3d pos (%4d B rows)  copies trimmed to %3d B%s  %d warps  %7.3f ms  %5.0f GB/s\n",
                    long(length), element, positions, positions * element, trim, ends ? " + plain ends" : "            ",
                    warps, ms, bytes / ms / 1e6);

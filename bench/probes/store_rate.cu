@@ -10,6 +10,8 @@
 // The costly part was the staging placement's runtime 64-bit modulo; since 2026-12-04 it is a mask, so
 // the next run measures the engine at every row length (not run yet: NOTES h9 says why it matters).
 //   nvcc -O3 -std=c++17 -arch=sm_90a bench/probes/store_rate.cu -lcuda -o /tmp/store_rate && /tmp/store_rate
+#include "probe_timing.cuh"
+
 #include <cuda.h>
 #include <cuda_runtime.h>
 
@@ -18,14 +20,6 @@
 #include <cstdio>
 #include <vector>
 
-#define CHECK(x)                                                                                 \
-  do {                                                                                           \
-    cudaError_t e = (x);                                                                         \
-    if (e != cudaSuccess) {                                                                      \
-      printf("CUDA error %s at %s:%d\n", cudaGetErrorString(e), __FILE__, __LINE__);             \
-      exit(1);                                                                                   \
-    }                                                                                            \
-  } while (0)
 
 constexpr int kRows = 64;  // channel rows per tile
 
@@ -119,28 +113,6 @@ __global__ void stg_rows(Shape s) {
 }
 
 
-template <class Launch>
-static float time_ms(Launch launch) {
-  cudaEvent_t a, b;
-  CHECK(cudaEventCreate(&a));
-  CHECK(cudaEventCreate(&b));
-  launch();
-  CHECK(cudaGetLastError());
-  CHECK(cudaDeviceSynchronize());
-  std::vector<float> times;
-  for (int i = 0; i < 7; ++i) {
-    CHECK(cudaEventRecord(a));
-    launch();
-    CHECK(cudaEventRecord(b));
-    CHECK(cudaEventSynchronize(b));
-    float ms;
-    CHECK(cudaEventElapsedTime(&ms, a, b));
-    times.push_back(ms);
-  }
-  CHECK(cudaGetLastError());
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
-}
 
 int main() {
   int sms;
