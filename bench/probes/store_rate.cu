@@ -2,13 +2,11 @@
 // whole output row apart) from shared memory to global memory? Compares the copy engine's row copies
 // (cp.async.bulk), TMA tensor stores of 2-D boxes, and plain coalesced st.global from registers, at
 // several run lengths, issuer counts and staging depths. No arithmetic: the store path alone.
-// Caveat (NOTES h6-h7): an issuing thread works out every copy's addresses in turn, and that dependent
-// integer arithmetic (64-bit products, a modulo) costs a few hundred cycles per copy; the bulk-copy
-// figures of rows longer than 256 bytes or of one issuer are therefore bounds on the issue pattern as
-// written, not the copy engine's rate. Only the first, arithmetic-free version (64 rows of 256 bytes,
-// 65536-element rows) separated the engine: one issuing thread 3.1 TB/s, 64 issuing lanes 1.8 TB/s.
-// The costly part was the staging placement's runtime 64-bit modulo; since 2026-12-04 it is a mask, so
-// the next run measures the engine at every row length (not run yet: NOTES h9 says why it matters).
+// An issuing thread works out every copy's addresses in turn: keep that arithmetic free of runtime
+// divisions (a 64-bit modulo per copy cost hundreds of cycles and bounded the early figures, NOTES h6-h7).
+// With the placement a mask (H200, 2026-12-04, NOTES h10): 128-byte aligned rows reach the 4.3 TB/s write
+// ceiling from one thread (1 KB rows); the headline's rows (L 131070, bodies on 16-byte boundaries) stay
+// at 2.0-2.6 TB/s whatever the issuers (store_alignment.cu takes that further).
 //   nvcc -O3 -std=c++17 -arch=sm_90a bench/probes/store_rate.cu -lcuda -o /tmp/store_rate && /tmp/store_rate
 #include "probe_timing.cuh"
 
