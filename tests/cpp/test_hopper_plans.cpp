@@ -1,0 +1,135 @@
+// The Hopper plans' promises to their kernels, over a sweep of shapes (plain C++: runs on every machine).
+// The kernels trust them without checks of their own: every shared-memory read of a window stays inside
+// the TMA box the plan sized, boxes and pitches meet TMA's and the bank layout's rules, the shared memory
+// fits a CTA, taps and channel tiles cover the weight, the grad_weight grid fits its 31 bits.
+
+#include "ops/conv1d/cuda/hopper/conv1d_hopper_plan.h"
+#include "ops/conv1d/cuda/hopper/grad_weight_hopper_plan.h"
+
+#include <gtest/gtest.h>
+
+#include <vector>
+
+namespace {
+
+using custom_ops::conv1d::Geometry;
+namespace cuda = custom_ops::conv1d::cuda;
+
+// Shapes of every stride, dilation, kernel size and channel count the plans branch on.
+std::vector<Geometry> sweep() {
+  std::vector<Geometry> shapes;
+  for (const int64_t stride : {1, 2, 3, 4})
+    for (const int64_t dilation : {1, 2, 7, 40, 70, 100})
+      for (const int64_t K : {1, 2, 3, 4, 5, 9, 31})
+        for (const int64_t C : {2, 37, 64, 130, 512})
+          for (const int64_t O : {1, 40, 128, 200})
+            for (const int64_t groups : {1, 2})
+              for (const int64_t L : {1, 100, 4099})
+                for (const int64_t pad : {0, 3}) {
+                  if (C % groups || O % groups) continue;
+                  Geometry g;
+                  g.batch = 3, g.in_channels = C, g.in_length = L, g.out_channels = O, g.kernel_size = K;
+                  g.stride = stride, g.dilation = dilation, g.groups = groups, g.pad_left = pad, g.pad_right = pad;
+                  const int64_t reach = L + 2 * pad - dilation * (K - 1);
+                  if (reach <= 0) continue;
+                  g.out_length = (reach - 1) / stride + 1;
+                  shapes.push_back(g);
+                }
+  return shapes;
+}
+
+constexpr c10::ScalarType kTypes[] = {at::kFloat, at::kHalf, at::kBFloat16};
+
+TEST(HopperPlans, ForwardWindowsFitTheirBoxes) {
+  int planned = 0;
+  for (const Geometry& g : sweep()) {
+    for (const auto dtype : kTypes) {
+      for (const bool tf32 : {true, false}) {
+        const auto plan = cuda::plan_hopper(g, dtype, tf32);
+        if (!plan) continue;
+        ++planned;
+        const int64_t element = c10::elementSize(dtype), vector = 16 / element;
+        SCOPED_TRACE(testing::Message() << "C " << g.in_channels << " O " << g.out_channels << " K " << g.kernel_size
+                                        << " s " << g.stride << " d " << g.dilation << " dtype " << dtype);
+        // The consumers read up to (positions - 1) * s + (taps - 1) * d past a shift of at most a vector - 1.
+        EXPECT_GE(plan->window_pitch, (plan->positions_per_consumer() - 1) * g.stride +
+                                          (plan->taps_per_stage - 1) * g.dilation + 1 + (vector - 1));
+        EXPECT_LE(plan->window_pitch, 256);
+        EXPECT_EQ(plan->window_pitch * element % 16, 0);
+        EXPECT_GE(int64_t(plan->taps_per_stage) * plan->tap_groups, g.kernel_size);
+        EXPECT_LT(int64_t(plan->taps_per_stage) * (plan->tap_groups - 1), g.kernel_size);
+        EXPECT_GE(int64_t(plan->chunks) * plan->chunk_channels, g.in_channels_per_group());
+        EXPECT_GE(plan->stages, plan->resident_weights ? 3 : 2);
+        EXPECT_LE(plan->stages, 8);
+        EXPECT_TRUE(plan->staging_slots == 1 || plan->staging_slots == 2 || plan->staging_slots == 4);
+        EXPECT_LE(plan->shared_bytes, cuda::kHopperSharedBytes);
+      }
+    }
+  }
+  EXPECT_GT(planned, 1000);  // the sweep reaches the family, not only its refusals
+}
+
+TEST(HopperPlans, GradWeightWindowsFitTheirBoxes) {
+  using Plan = cuda::GradWeightHopperPlan;
+  int planned = 0;
+  for (const Geometry& g : sweep()) {
+    for (const auto dtype : kTypes) {
+      const auto plan = cuda::plan_grad_weight_hopper(g, dtype, true);
+      if (!plan) continue;
+      ++planned;
+      const int64_t element = c10::elementSize(dtype), vector = 16 / element;
+      SCOPED_TRACE(testing::Message() << "C " << g.in_channels << " O " << g.out_channels << " K " << g.kernel_size
+                                      << " s " << g.stride << " d " << g.dilation << " dtype " << dtype);
+      EXPECT_GE(plan->window_pitch, (Plan::kPositions - 1) * g.stride + (plan->taps_per_group - 1) * g.dilation + 1 +
+                                        (vector - 1));
+      EXPECT_LE(plan->window_pitch, 256);
+      // A warp's A fragments (8 channel rows x 4 position pairs) in 32 banks: pitch = 4 words (mod 32).
+      EXPECT_EQ(plan->window_pitch * element % 128, 16);
+      EXPECT_GE(plan->taps_per_group, 1);
+      EXPECT_LE(plan->taps_per_group, Plan::kMaxTaps);
+      EXPECT_GE(int64_t(plan->taps_per_group) * plan->tap_groups, g.kernel_size);
+      EXPECT_LT(int64_t(plan->taps_per_group) * (plan->tap_groups - 1), g.kernel_size);
+      EXPECT_GE(int64_t(plan->c_tiles) * Plan::kChannels, g.in_channels_per_group());
+      EXPECT_GE(int64_t(plan->o_tiles) * Plan::kOutChannels, g.out_channels_per_group());
+      EXPECT_EQ(plan->keys, g.groups * plan->c_tiles * plan->o_tiles * plan->tap_groups);
+      EXPECT_EQ(plan->gradient_stage_bytes, Plan::kOutChannels * Plan::kPositions * element);
+      EXPECT_EQ(plan->input_stage_bytes, Plan::kChannels * plan->window_pitch * element);
+      EXPECT_EQ(plan->stage_bytes % 1024, 0);  // 128-byte swizzled boxes want 1024-byte alignment
+      EXPECT_GE(plan->stage_bytes, plan->gradient_stage_bytes + plan->input_stage_bytes);
+      EXPECT_GE(plan->stages, 2);
+      EXPECT_LE(plan->stages, 8);
+      EXPECT_LE(plan->shared_bytes, cuda::kHopperSharedBytes);
+      EXPECT_EQ(plan->tiles, g.batch * ((g.out_length + Plan::kPositions - 1) / Plan::kPositions));
+      for (const int64_t sms : {1, 78, 132, 1024}) {
+        const int64_t splits = cuda::grad_weight_hopper_splits(*plan, sms);
+        EXPECT_GE(splits, 1);
+        EXPECT_LE(splits, plan->tiles);
+        EXPECT_LT(splits * plan->keys, int64_t{1} << 31);
+        const int64_t per_split = (plan->tiles + splits - 1) / splits;
+        EXPECT_TRUE(per_split <= 512 || splits == plan->tiles) << per_split << " tiles a CTA";
+      }
+    }
+  }
+  EXPECT_GT(planned, 1000);
+}
+
+TEST(HopperPlans, GradWeightRefusals) {
+  Geometry g;
+  g.batch = 2, g.in_channels = 64, g.in_length = 1000, g.out_channels = 128, g.kernel_size = 3;
+  g.stride = 1, g.dilation = 1, g.groups = 1, g.pad_left = 1, g.pad_right = 1, g.out_length = 1000;
+  EXPECT_TRUE(cuda::plan_grad_weight_hopper(g, at::kBFloat16, true).has_value());
+  EXPECT_FALSE(cuda::plan_grad_weight_hopper(g, at::kDouble, true).has_value());
+  EXPECT_FALSE(cuda::plan_grad_weight_hopper(g, at::kFloat, false).has_value());  // strict float32
+  Geometry empty = g;  // padding only: a tensor map has no empty dimension
+  empty.in_length = 0, empty.out_length = 1;
+  EXPECT_FALSE(cuda::plan_grad_weight_hopper(empty, at::kFloat, true).has_value());
+  EXPECT_FALSE(cuda::plan_hopper(empty, at::kFloat, true).has_value());
+  Geometry one_channel = g;  // one input channel a group: the one-channel kernel
+  one_channel.groups = 64;
+  EXPECT_FALSE(cuda::plan_grad_weight_hopper(one_channel, at::kFloat, true).has_value());
+  Geometry wide = g;  // 63 * 4 + 1 + 3 = 256 positions: past a TMA box with its bank padding
+  wide.stride = 4;
+  EXPECT_FALSE(cuda::plan_grad_weight_hopper(wide, at::kFloat, true).has_value());
+}
+
+}  // namespace
