@@ -28,6 +28,15 @@ def tf32_setting():
 
 
 @pytest.fixture
+def hopper_off():
+    """The Hopper family switched off for a test (custom::conv1d_cuda_use_hopper): the other CUDA kernels
+    then serve the shapes it takes, on an H100 too."""
+    previous = torch.ops.custom.conv1d_cuda_use_hopper(False)
+    yield
+    torch.ops.custom.conv1d_cuda_use_hopper(previous)
+
+
+@pytest.fixture
 def strict_fp32():
     """Full float32 precision in aten's convolution and ours (TF32 off) for the duration of a test."""
     previous = torch.backends.cudnn.allow_tf32

@@ -121,13 +121,6 @@ def test_backward_dispatch_branch(name, shape, conv, input_kind, phases, weight_
         assert err <= tolerance, f"{what} ({reported}): relative error {err:.3e}"
 
 
-@pytest.fixture
-def hopper_off():
-    previous = torch.ops.custom.conv1d_cuda_use_hopper(False)
-    yield
-    torch.ops.custom.conv1d_cuda_use_hopper(previous)
-
-
 @pytest.mark.skipif(not HAS_CUDA, reason="needs a GPU")
 @pytest.mark.parametrize("dtype, tolerance", [(torch.float32, 5e-3), (torch.bfloat16, 4 * TOLERANCE[torch.bfloat16])],
                          ids=["fp32-tf32", "bf16"])

@@ -52,13 +52,6 @@ PRECISIONS = [  # (dtype, allow_tf32, kernel suffix, tolerance)
 ]
 
 
-@pytest.fixture
-def hopper_off():
-    previous = torch.ops.custom.conv1d_cuda_use_hopper(False)
-    yield
-    torch.ops.custom.conv1d_cuda_use_hopper(previous)
-
-
 def make_input(shape, layout, dtype, device, gen):
     n, c, _, _, length = shape
     if n is None:

@@ -76,13 +76,6 @@ PRECISIONS = [  # (dtype, allow_tf32, suffix of tensor-core kernels, tolerance)
 ]
 
 
-@pytest.fixture
-def hopper_off():
-    previous = torch.ops.custom.conv1d_cuda_use_hopper(False)
-    yield
-    torch.ops.custom.conv1d_cuda_use_hopper(previous)
-
-
 def make_case(shape, layout, dtype, device, gen):
     n, c, o, k, length = shape
     x = torch.randn(n, c, length, generator=gen, dtype=torch.float64)
