@@ -122,6 +122,7 @@ __global__ void __launch_bounds__(Traits::kThreads, 1)
   using Element = typename Traits::element_t;
   constexpr int kVector = 16 / int(sizeof(Element));
   extern __shared__ __align__(1024) uint8_t shared_bytes[];
+  static_assert(GradWeightHopperPlan::kMaxStages == 8, "the barriers below: full[s] = s, empty[s] = 8 + s");
   uint64_t* bars = reinterpret_cast<uint64_t*>(shared_bytes);  // full[s] = s, empty[s] = 8 + s
   // Stages from the second kilobyte on, 1024-byte aligned whatever the dynamic allocation's alignment.
   const uint32_t base = shared_address(shared_bytes);

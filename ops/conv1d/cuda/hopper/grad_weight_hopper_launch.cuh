@@ -19,7 +19,8 @@ template <typename Element>
 void launch_grad_weight_hopper_instance(const GradWeightHopperPlan& plan, const at::Tensor& grad_output,
                                         const at::Tensor& input, at::Tensor& grad_weight, const Geometry& g) {
   using Traits = hopper::GradWeightTraits<Element>;
-  TORCH_INTERNAL_ASSERT(plan.stages <= 8 && plan.taps_per_group <= GradWeightHopperPlan::kMaxTaps);
+  TORCH_INTERNAL_ASSERT(plan.stages <= GradWeightHopperPlan::kMaxStages &&
+                        plan.taps_per_group <= GradWeightHopperPlan::kMaxTaps);
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   const cudaDeviceProp* props = at::cuda::getCurrentDeviceProperties();
   const int64_t splits = grad_weight_hopper_splits(plan, props->multiProcessorCount);

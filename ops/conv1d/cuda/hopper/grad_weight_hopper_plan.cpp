@@ -9,7 +9,6 @@ namespace custom_ops::conv1d::cuda {
 namespace {
 
 constexpr int64_t kBarrierBytes = 1024;
-constexpr int kMaxStages = 8;
 constexpr int kMaxBoxPositions = 256;                   // a TMA box dimension
 constexpr int64_t kCoordinateLimit = int64_t{1} << 30;  // TMA coordinates are signed 32-bit
 constexpr int64_t kMaxTilesPerSplit = 512;
@@ -66,7 +65,8 @@ std::optional<GradWeightHopperPlan> plan_grad_weight_hopper(const Geometry& g, c
   plan.gradient_stage_bytes = int64_t(GradWeightHopperPlan::kOutChannels) * GradWeightHopperPlan::kPositions * element_size;
   plan.input_stage_bytes = int64_t(GradWeightHopperPlan::kChannels) * plan.window_pitch * element_size;
   plan.stage_bytes = ceil_div(plan.gradient_stage_bytes + plan.input_stage_bytes, 1024) * 1024;
-  const int64_t stages = std::min<int64_t>(kMaxStages, (kHopperSharedBytes - 2 * kBarrierBytes) / plan.stage_bytes);
+  const int64_t stages = std::min<int64_t>(GradWeightHopperPlan::kMaxStages,
+                                           (kHopperSharedBytes - 2 * kBarrierBytes) / plan.stage_bytes);
   if (stages < 2) return std::nullopt;
   plan.stages = static_cast<int>(stages);
   // The barriers' kilobyte, then up to a kilobyte to align the first stage.
