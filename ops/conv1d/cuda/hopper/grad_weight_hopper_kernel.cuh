@@ -9,11 +9,10 @@
 // registers at the tap's shift (as in the forward, hopper_kernel.cuh) and whose B operand is the
 // gradient tile. At the end each consumer writes its float32 partial sums of its key and split to the
 // workspace, which grad_weight_reduce adds up in split order.
-// TF32: the window is rounded to TF32 on its way into the A fragments; the gradient tile reaches wgmma
-// as TMA landed it, float32, and the tensor cores drop its low 13 mantissa bits (truncation: every
-// product about 2^-11 smaller in magnitude on average, a bias the forward, which rounds both operands,
-// does not have). Rounding the tile in shared memory after the full barrier (and an async-proxy fence
-// before the wgmmas) would remove it; not done yet (NOTES, issue 13: measured on a GPU first).
+// TF32: the window is rounded to TF32 on its way into the A fragments; the gradient tile, which wgmma
+// reads from shared memory as TMA landed it, is rounded there by the consumer that reads it (its own 64
+// output channels) before its wgmmas: the tensor cores would otherwise drop the low 13 mantissa bits
+// (truncation: every product about 2^-11 smaller in magnitude, a bias aten's TF32 does not have).
 
 #include "ops/conv1d/cuda/hopper/grad_weight_hopper_plan.h"
 #include "ops/conv1d/cuda/hopper/hopper_ptx.cuh"
@@ -114,6 +113,31 @@ __device__ __forceinline__ void load_gw_a(uint32_t (&a)[4], const uint8_t* windo
   }
 }
 
+// TF32: rounds this consumer's 64 output-channel rows of a stage's gradient tile in place (round to
+// nearest, as aten's TF32 does), then makes the writes visible to its own wgmmas: they read shared
+// memory through the async proxy, and every thread of the warpgroup reads every row.
+__device__ __forceinline__ void round_gradient_rows(const uint8_t* gradient, int consumer) {
+  constexpr int kBoxBytes = GradWeightHopperPlan::kOutChannels * 128;  // one 128-byte row per channel
+  constexpr int kBoxes = GradWeightHopperPlan::kPositions * 4 / 128;
+  const int thread = threadIdx.x % 128;
+#pragma unroll
+  for (int b = 0; b < kBoxes; ++b) {
+    // The rows of a box are 64 x 128 contiguous bytes (the swizzle permutes within them).
+    float4* rows = reinterpret_cast<float4*>(const_cast<uint8_t*>(gradient) + b * kBoxBytes + consumer * 64 * 128);
+#pragma unroll
+    for (int v = thread; v < 64 * 128 / 16; v += 128) {
+      float4 x = rows[v];
+      x.x = __uint_as_float(to_tf32(x.x));
+      x.y = __uint_as_float(to_tf32(x.y));
+      x.z = __uint_as_float(to_tf32(x.z));
+      x.w = __uint_as_float(to_tf32(x.w));
+      rows[v] = x;
+    }
+  }
+  async_proxy_fence();
+  asm volatile("bar.sync %0, 128;\n" ::"r"(1 + consumer) : "memory");  // this consumer warpgroup only
+}
+
 template <class Traits>
 __global__ void __launch_bounds__(Traits::kThreads, 1)
     grad_weight_hopper_kernel(const __grid_constant__ CUtensorMap gradient_map,
@@ -187,6 +211,7 @@ __global__ void __launch_bounds__(Traits::kThreads, 1)
     const uint8_t* gradient = stages + size_t(stage) * p.stage_bytes;
     const uint8_t* window = gradient + p.gradient_stage_bytes;
     const uint32_t b_rows = shared_address(gradient) + consumer * 64 * 128;
+    if constexpr (Traits::kFloat) round_gradient_rows(gradient, consumer);
 #pragma unroll
     for (int j = 0; j < Traits::kSteps; ++j) {
       const uint64_t b = swizzled_descriptor(b_rows + (j / Traits::kStepsPerBox) * (GradWeightHopperPlan::kOutChannels * 128) +
