@@ -58,6 +58,11 @@ at::Tensor grad_input_by_phases(const at::Tensor& gy, const at::Tensor& w, const
   return grad_input;
 }
 
+// `t` itself where TMA can read its rows in place, else a copy of it with 16-byte aligned row pitches.
+at::Tensor tma_readable(const at::Tensor& t) {
+  return cuda::kernel_target(t, true).input_tma_ok ? t : cuda::repack_rows_for_tma(t);
+}
+
 }  // namespace
 
 Gradients conv1d_backward_cuda(const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& weight,
@@ -73,9 +78,7 @@ Gradients conv1d_backward_cuda(const at::Tensor& grad_output, const at::Tensor& 
   // where the Hopper grad_weight reads grad_output, one repacked copy serves the grad_input phases too
   // (for a freshly allocated grad_output exactly where cuda::grad_output_repacked says so, which the
   // kernel query names).
-  if (weight_choice == cuda::GradWeightChoice::kHopper && !cuda::kernel_target(gy, true).input_tma_ok) {
-    gy = cuda::repack_rows_for_tma(gy);
-  }
+  if (weight_choice == cuda::GradWeightChoice::kHopper) gy = tma_readable(gy);
   const at::Tensor w = weight.contiguous();
   at::Tensor grad_input, grad_weight, grad_bias;
   if (mask[0]) {
@@ -93,7 +96,7 @@ Gradients conv1d_backward_cuda(const at::Tensor& grad_output, const at::Tensor& 
     } else if (weight_choice == cuda::GradWeightChoice::kHopper) {
       const auto plan = cuda::plan_grad_weight_hopper(g, input.scalar_type(), allow_tf32);
       TORCH_INTERNAL_ASSERT(plan.has_value());
-      const at::Tensor x = cuda::kernel_target(input, true).input_tma_ok ? input : cuda::repack_rows_for_tma(input);
+      const at::Tensor x = tma_readable(input);
       grad_weight = at::empty(weight.sizes(), weight.options());
       cuda::launch_grad_weight_hopper(*plan, gy, x, grad_weight, g);
     } else {
