@@ -8,7 +8,7 @@
 #   env: AB_TESTS   pytest paths for B (default: the Hopper forward and backward tests)
 #        AB_SUITE   benchmark suite (default: headline)
 set -uo pipefail
-patch_file=${1:?usage: scripts/gpu-ab.sh PATCH [forward|backward|both]}
+patch_file=$(realpath "${1:?usage: scripts/gpu-ab.sh PATCH [forward|backward|both]}")
 which=${2:-both}
 root=$PWD
 source scripts/gpu-env.sh
@@ -17,7 +17,7 @@ rm -rf "$copy" && mkdir -p "$copy"
 # The tree without build folders; .deps (GoogleTest) is shared by a link.
 tar --exclude=./build --exclude='./build-*' --exclude=./.deps -cf - . | tar -xf - -C "$copy"
 ln -sfn "$root/.deps" "$copy/.deps"
-(cd "$copy" && { git apply "$root/$patch_file" 2>/dev/null || patch -p1 -s < "$root/$patch_file"; }) ||
+(cd "$copy" && { git apply "$patch_file" 2>/dev/null || patch -p1 -s < "$patch_file"; }) ||
   { echo "[ab] $patch_file does not apply"; exit 1; }
 echo "[ab] A = this tree, B = this tree + $patch_file"
 half=$(( $(nproc) / 2 ))
