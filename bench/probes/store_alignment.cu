@@ -40,40 +40,32 @@ __device__ __forceinline__ void copy_elements(uint8_t* dst, const uint8_t* src, 
 template <int Warps, int Trim>
 __global__ void rows_kernel(Shape s) {
   extern __shared__ __align__(128) uint8_t staging[];
-  const int row_bytes = s.positions * s.element + 128, lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int row_bytes = s.positions * s.element + 128;
   for (int i = threadIdx.x; i < kSlots * kRows * row_bytes / 4; i += blockDim.x) reinterpret_cast<float*>(staging)[i] = i;
   asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
   __syncthreads();
-  int k = 0;
-  for (int64_t t = blockIdx.x; t < s.tiles; t += gridDim.x, ++k) {
-    const int64_t rb = t / s.tiles_per_row_block, pb = t % s.tiles_per_row_block;
-    const int slot = k % kSlots;
-    if (lane == 0) asm volatile("cp.async.bulk.wait_group.read %0;\n" ::"n"(kSlots - 1) : "memory");
-    __syncthreads();
-    for (int r = warp; r < kRows; r += Warps) {
-      uint8_t* dst = s.out + ((rb * kRows + r) * s.length + pb * s.positions) * s.element;
-      const uint8_t* src = staging + (slot * kRows + r) * row_bytes + (reinterpret_cast<uintptr_t>(dst) & 127);
-      const int total = s.positions * s.element;
-      const int head = min(total, int(-reinterpret_cast<uintptr_t>(dst) & uintptr_t(Trim - 1)));
-      const int body = (total - head) & ~(Trim - 1);
-      if (lane == 0 && body > 0)
-        asm volatile("cp.async.bulk.global.shared::cta.bulk_group [%0], [%1], %2;\n" ::"l"(
-                         reinterpret_cast<uint64_t>(dst + head)),
-                     "r"(smem(src + head)), "r"(body)
-                     : "memory");
-      if (s.ends) {
-        if (s.element == 4) {
-          copy_elements<float>(dst, src, head, lane);
-          copy_elements<float>(dst + head + body, src + head + body, total - head - body, lane);
-        } else {
-          copy_elements<uint16_t>(dst, src, head, lane);
-          copy_elements<uint16_t>(dst + head + body, src + head + body, total - head - body, lane);
-        }
+  walk_tiles<kRows, kSlots, Warps, true>(s.tiles, s.tiles_per_row_block, [&](int64_t row, int64_t block,
+                                                                             int staging_row, int lane) {
+    uint8_t* dst = s.out + (row * s.length + block * s.positions) * s.element;
+    const uint8_t* src = staging + staging_row * row_bytes + (reinterpret_cast<uintptr_t>(dst) & 127);
+    const int total = s.positions * s.element;
+    const int head = min(total, int(-reinterpret_cast<uintptr_t>(dst) & uintptr_t(Trim - 1)));
+    const int body = (total - head) & ~(Trim - 1);
+    if (lane == 0 && body > 0)
+      asm volatile("cp.async.bulk.global.shared::cta.bulk_group [%0], [%1], %2;\n" ::"l"(
+                       reinterpret_cast<uint64_t>(dst + head)),
+                   "r"(smem(src + head)), "r"(body)
+                   : "memory");
+    if (s.ends) {
+      if (s.element == 4) {
+        copy_elements<float>(dst, src, head, lane);
+        copy_elements<float>(dst + head + body, src + head + body, total - head - body, lane);
+      } else {
+        copy_elements<uint16_t>(dst, src, head, lane);
+        copy_elements<uint16_t>(dst + head + body, src + head + body, total - head - body, lane);
       }
     }
-    if (lane == 0) asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
-  }
-  if (lane == 0) asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory");
+  });
 }
 
 

@@ -35,7 +35,6 @@ struct Shape {
 template <int Warps>
 __global__ void tensor_rows_kernel(const __grid_constant__ CUtensorMap map, Shape s) {
   extern __shared__ __align__(1024) uint8_t staging[];
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   // Staging values: the element's index within its row piece, so that the host can check every element.
   for (int i = threadIdx.x; i < kSlots * kRows * s.positions; i += blockDim.x) {
     const int row = i / s.positions, q = i % s.positions;
@@ -45,24 +44,16 @@ __global__ void tensor_rows_kernel(const __grid_constant__ CUtensorMap map, Shap
   }
   asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
   __syncthreads();
-  int k = 0;
-  for (int64_t t = blockIdx.x; t < s.tiles; t += gridDim.x, ++k) {
-    const int64_t rb = t / s.tiles_per_row_block, pb = t % s.tiles_per_row_block;
-    const int slot = k % kSlots;
-    if (lane == 0) asm volatile("cp.async.bulk.wait_group.read %0;\n" ::"n"(kSlots - 1) : "memory");
-    __syncwarp();
-    for (int r = warp; r < kRows; r += Warps) {
-      const int coordinate = static_cast<int>((rb * kRows + r) * s.length + pb * s.positions);
-      const uint32_t source = smem(staging + (slot * kRows + r) * s.pitch);
-      if (lane == 0)
-        asm volatile("cp.async.bulk.tensor.1d.global.shared::cta.bulk_group [%0, {%1}], [%2];\n" ::"l"(
-                         reinterpret_cast<uint64_t>(&map)),
-                     "r"(coordinate), "r"(source)
-                     : "memory");
-    }
-    if (lane == 0) asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
-  }
-  if (lane == 0) asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory");
+  walk_tiles<kRows, kSlots, Warps, false>(s.tiles, s.tiles_per_row_block, [&](int64_t row, int64_t block,
+                                                                              int staging_row, int lane) {
+    const int coordinate = static_cast<int>(row * s.length + block * s.positions);
+    const uint32_t source = smem(staging + staging_row * s.pitch);
+    if (lane == 0)
+      asm volatile("cp.async.bulk.tensor.1d.global.shared::cta.bulk_group [%0, {%1}], [%2];\n" ::"l"(
+                       reinterpret_cast<uint64_t>(&map)),
+                   "r"(coordinate), "r"(source)
+                   : "memory");
+  });
 }
 
 static CUtensorMap rank1_map(void* out, int element, int64_t elements, int box) {
