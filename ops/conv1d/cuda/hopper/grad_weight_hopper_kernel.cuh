@@ -49,7 +49,9 @@ struct GradWeightTraits {
   static constexpr int kMaxTaps = GradWeightHopperPlan::kMaxTaps;
   static constexpr int kThreads = 384;
   static constexpr int kProducerRegisters = 40, kConsumerRegisters = 232;
-  static_assert(128 * kProducerRegisters + 256 * kConsumerRegisters <= 65536, "register file");
+  // setmaxnreg moves registers within the CTA's launch allocation only: 384 threads x 168 registers
+  // (__launch_bounds__(384, 1); a raise beyond what the lowered warps freed blocks for ever).
+  static_assert(128 * kProducerRegisters + 256 * kConsumerRegisters <= kThreads * 168, "the CTA's registers");
   using Mma = std::conditional_t<kFloat, WgmmaTf32<64>,
                                  std::conditional_t<std::is_same_v<Element, __half>, WgmmaFp16<64>, WgmmaBf16<64>>>;
 };

@@ -76,7 +76,9 @@ struct HopperTraits {
   // Registers per thread after setmaxnreg: the producer warpgroup (TMA and storer warps) keeps few, the
   // consumers take the rest.
   static constexpr int kProducerRegisters = 88, kConsumerRegisters = 208;
-  static_assert(128 * kProducerRegisters + 256 * kConsumerRegisters <= 65536, "register file");
+  // setmaxnreg moves registers within the CTA's launch allocation only: 384 threads x 168 registers
+  // (__launch_bounds__(384, 1); a raise beyond what the lowered warps freed blocks for ever).
+  static_assert(128 * kProducerRegisters + 256 * kConsumerRegisters <= kThreads * 168, "the CTA's registers");
   using Mma = std::conditional_t<kFloat, WgmmaTf32<TileN>,
                                  std::conditional_t<std::is_same_v<Element, __half>, WgmmaFp16<TileN>, WgmmaBf16<TileN>>>;
 };
