@@ -5,7 +5,7 @@
 # the same machine, one after the other. Logs and tables under $OUT.
 #
 #   run: TORCH_CUDA_ARCH_LIST=9.0a scripts/gpu-ab.sh bench/patches/NAME.patch [forward|backward|both]
-#   env: AB_TESTS   pytest paths for B (default: the Hopper forward and backward tests)
+#   env: AB_TESTS   pytest paths for B (default: the Hopper forward and backward tests, the backward table)
 #        AB_SUITE   benchmark suite (default: headline)
 set -uo pipefail
 patch_file=$(realpath "${1:?usage: scripts/gpu-ab.sh PATCH [forward|backward|both]}")
@@ -31,7 +31,7 @@ cd "$copy" && source scripts/env.sh
 timeout 60 "$PYTHON" bench/hopper_smoke.py 2>&1 | tail -4
 [ "${PIPESTATUS[0]}" -eq 0 ] || { echo "[ab] B's smoke test failed or hung: stop"; exit 1; }
 timeout 240 "$PYTHON" -m pytest -q -p no:cacheprovider -x --tb=short \
-  ${AB_TESTS:-tests/python/test_hopper.py tests/python/test_hopper_backward.py} 2>&1 | tail -6
+  ${AB_TESTS:-tests/python/test_hopper.py tests/python/test_hopper_backward.py tests/python/test_backward_dispatch.py} 2>&1 | tail -6
 [ "${PIPESTATUS[0]}" -eq 0 ] || { echo "[ab] B's tests failed: stop"; exit 1; }
 
 bench() {  # bench LABEL DIR
