@@ -13,9 +13,8 @@
 # a 4 KB buffer); read its log for reports at other places.
 #   env: BENCH_SUITE=quick|full (default full), PYTEST_PATHS="tests/python/x.py ..." (default: all tests),
 #        SANITIZER_TOOLS="racecheck synccheck" (default: all four), SANITIZER_FILTER='*Backward*' (a gtest
-#        filter; default: the CUDA tests) to fit the sanitizers into separate calls.
-#        On 6f7e7a0 memcheck passed and racecheck was cut by a 330-second limit: give the sanitizers a
-#        call of their own, or two.
+#        filter; default: the CUDA tests) to fit the sanitizers into separate calls: all four over all
+#        CUDA tests take longer than a 600-second device call.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 run_pytest=1 run_sanitizers=1 run_bench=1

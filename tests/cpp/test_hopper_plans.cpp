@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
 #include <vector>
 
 namespace {
@@ -40,6 +41,14 @@ std::vector<Geometry> sweep() {
 
 constexpr c10::ScalarType kTypes[] = {at::kFloat, at::kHalf, at::kBFloat16};
 
+// The shape and dtype of a plan, for a failing expectation's message.
+std::string describe(const Geometry& g, c10::ScalarType dtype) {
+  return (testing::Message() << "C " << g.in_channels << " O " << g.out_channels << " K " << g.kernel_size << " L "
+                             << g.in_length << " s " << g.stride << " d " << g.dilation << " p " << g.pad_left
+                             << " groups " << g.groups << " dtype " << dtype)
+      .GetString();
+}
+
 TEST(HopperPlans, ForwardWindowsFitTheirBoxes) {
   int planned = 0;
   for (const Geometry& g : sweep()) {
@@ -49,8 +58,7 @@ TEST(HopperPlans, ForwardWindowsFitTheirBoxes) {
         if (!plan) continue;
         ++planned;
         const int64_t element = c10::elementSize(dtype), vector = 16 / element;
-        SCOPED_TRACE(testing::Message() << "C " << g.in_channels << " O " << g.out_channels << " K " << g.kernel_size
-                                        << " s " << g.stride << " d " << g.dilation << " dtype " << dtype);
+        SCOPED_TRACE(describe(g, dtype) + (tf32 ? " TF32" : " strict"));
         // The consumers read up to (positions - 1) * s + (taps - 1) * d past a shift of at most a vector - 1.
         EXPECT_GE(plan->window_pitch, (plan->positions_per_consumer() - 1) * g.stride +
                                           (plan->taps_per_stage - 1) * g.dilation + 1 + (vector - 1));
@@ -78,8 +86,7 @@ TEST(HopperPlans, GradWeightWindowsFitTheirBoxes) {
       if (!plan) continue;
       ++planned;
       const int64_t element = c10::elementSize(dtype), vector = 16 / element;
-      SCOPED_TRACE(testing::Message() << "C " << g.in_channels << " O " << g.out_channels << " K " << g.kernel_size
-                                      << " s " << g.stride << " d " << g.dilation << " dtype " << dtype);
+      SCOPED_TRACE(describe(g, dtype));
       EXPECT_GE(plan->window_pitch, (Plan::kPositions - 1) * g.stride + (plan->taps_per_group - 1) * g.dilation + 1 +
                                         (vector - 1));
       EXPECT_LE(plan->window_pitch, 256);

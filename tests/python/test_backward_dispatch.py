@@ -46,7 +46,8 @@ CASES = [
 # Cases whose grad_weight the Hopper kernel computes on an sm_90 GPU (tensor-core precisions; the others
 # have one input channel a group, groups of <= 32 channels (the 32 x 32 tile), an empty batch or a
 # window longer than its TMA box).
-HOPPER_GRAD_WEIGHT = {"dense", "dense, grad_output rows of odd length", "few channels, the small tile's 8-tap window too long", "stride 3, K 2: a phase no tap reaches",
+HOPPER_GRAD_WEIGHT = {"dense", "dense, grad_output rows of odd length",
+                      "few channels, the small tile's 8-tap window too long", "stride 3, K 2: a phase no tap reaches",
                       "stride 2, dilation 3: both phases", "stride 2, dilation 2: one phase"}
 
 PRECISIONS = [  # (dtype, allow_tf32, precision suffix of tensor-core kernels or None: CUDA cores, tolerance)

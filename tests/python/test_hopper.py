@@ -31,9 +31,9 @@ CASES = [
     ("long kernel, streamed tap groups", (2, 128, 128, 31, 512), dict(padding=15), None),
     ("short rows, sub-tiles of two batch items", (64, 64, 64, 3, 64), dict(padding=1), None),
     ("odd number of sub-tiles", (3, 16, 32, 3, 120), dict(), None),
-    # rows shorter than a 32-byte line: no copies, the consumers store every position as an end
-    ("rows shorter than a line", (5, 16, 40, 3, 8), dict(), None),
-    ("rows of 13, ends on both sides of one line", (4, 16, 40, 4, 16), dict(), None),
+    # rows of a few positions: a copy of one 16-byte vector or none, the rest stored as row ends
+    ("rows of 6", (5, 16, 40, 3, 8), dict(), None),
+    ("rows of 13, ends on both sides of a copy", (4, 16, 40, 4, 16), dict(), None),
     ("right padding only reached", (2, 16, 24, 4, 328), dict(padding=3), None),
     ("batch of one, aligned slice", (1, 48, 96, 3, 512), dict(padding=1), "slice"),
     ("unbatched", (None, 32, 64, 3, 256), dict(padding=1), None),

@@ -6,7 +6,8 @@
 // channels (64 a CTA), N = output channels (128 a CTA, 64 per consumer warpgroup), the reduction K =
 // output positions, one accumulator set per tap (up to 4 taps a CTA). Both operands are K-major in
 // (N, C, L): the gradient tile (B, from shared memory through a 128-byte swizzled descriptor) as TMA
-// lands it, the input window (A, from registers) read at each tap's shift, as the forward reads it.
+// lands it (float32: rounded to TF32 in place first), the input window (A, from registers) read at each
+// tap's shift, as the forward reads it.
 // A CTA reduces one key (group, channel tile, output-channel tile, tap group) over a contiguous range
 // of (batch row, 64-position block) tiles and writes its partial sums to a workspace; a second kernel
 // adds the splits in a fixed order, so the result is bitwise reproducible.
