@@ -56,7 +56,7 @@ std::vector<std::string> conv1d_cuda_backward_kernels(const at::Tensor& input, c
       cuda::select_grad_weight(g, dtype, allow_tf32, hopper && cuda::hopper_kernels_enabled());
   return {cuda::grad_input_name(cuda::select_grad_input(g, dtype), g, dtype, allow_tf32, hopper,
                                 cuda::grad_output_repacked(g, dtype, weight_choice)),
-          cuda::grad_weight_name(weight_choice, dtype, allow_tf32), "sum"};
+          cuda::grad_weight_name(weight_choice, dtype, allow_tf32), cuda::grad_bias_name(weight_choice)};
 }
 
 }  // namespace

@@ -56,7 +56,7 @@ def test_hopper_grad_weight(name, shape, conv, layout, dtype, suffix, tolerance,
     meta_x = torch.empty(n, c, length, dtype=dtype, device="meta")
     meta_w = torch.empty(o, c // groups, k, dtype=dtype, device="meta")
     kernels = torch.ops.custom.conv1d_cuda_backward_kernels(meta_x, meta_w, *args, arch=90)
-    assert kernels[1] == "grad_weight_hopper" + suffix
+    assert kernels[1] == "grad_weight_hopper" + suffix and kernels[2] == "fused_with_grad_weight"
     assert not torch.ops.custom.conv1d_cuda_backward_kernels(meta_x, meta_w, *args, arch=80)[1].startswith(
         "grad_weight_hopper")
     if not HOPPER_GPU:
@@ -80,6 +80,7 @@ def test_hopper_grad_weight(name, shape, conv, layout, dtype, suffix, tolerance,
     # of grad_output and the input that TMA cannot read in place (the grad_input phase reads grad_output's).
     # A channels-last input is copied by aten's strided copy instead (the repack kernel reads rows).
     assert any("grad_weight_hopper_kernel" in key for key in launches), sorted(launches)
+    assert any("grad_bias_reduce" in key for key in launches), sorted(launches)  # grad_bias fused
     if args[0] == [1]:
         element = x.element_size()
         expected = int(gy.shape[-1] * element % 16 != 0) + int(length * element % 16 != 0 and layout is None)
@@ -125,3 +126,35 @@ def test_tf32_grad_weight_is_unbiased(tf32_setting):
     signed = ((got - ref) / ref).mean().item()
     assert abs(signed) < 1e-4, f"mean signed relative error {signed:.2e}"
     assert relative_max_error(got, ref) <= 5e-3
+
+
+@pytest.mark.skipif(not HOPPER_GPU, reason="needs an sm_90 GPU")
+@pytest.mark.parametrize("wanted", ["weight and bias", "weight only", "bias only"])
+def test_grad_bias_with_and_without_grad_weight(wanted, tf32_setting):
+    """grad_bias comes from the Hopper grad_weight's pass where both are asked for, from a sum where only
+    grad_bias is; grad_weight alone leaves the bias sums out. Each against aten's float64 gradients."""
+    tf32_setting(True)
+    gen = torch.Generator().manual_seed(5)
+    x64 = torch.randn(3, 96, 700, generator=gen, dtype=torch.float64)
+    w64 = torch.randn(400, 48, 3, generator=gen, dtype=torch.float64)  # 2 groups of 2 output-channel tiles
+    b64 = torch.randn(400, generator=gen, dtype=torch.float64)
+    gy64 = torch.randn(3, 400, 698, generator=gen, dtype=torch.float64)
+    leaves64 = [t.clone().requires_grad_() for t in (w64, b64)]
+    refs = torch.autograd.grad(F.conv1d(x64, *leaves64, groups=2), leaves64, gy64)
+    x = x64.to("cuda", torch.bfloat16)
+    w = w64.to("cuda", torch.bfloat16).requires_grad_(wanted != "bias only")
+    b = b64.to("cuda", torch.bfloat16).requires_grad_(wanted != "weight only")
+    assert torch.ops.custom.conv1d_cuda_backward_kernels(x, w, [1], [0], [1], 2)[1:] == [
+        "grad_weight_hopper_bf16", "fused_with_grad_weight"]  # the names assume every gradient is asked for
+    y = torch.ops.custom.conv1d(x, w, b, [1], [0], [1], 2)
+    leaves = [t for t in (w, b) if t.requires_grad]
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as profile:
+        grads = torch.autograd.grad(y, leaves, gy64.to("cuda", torch.bfloat16))
+        torch.cuda.synchronize()
+    launches = {event.key for event in profile.key_averages()}
+    # The fused sums run exactly where both gradients are asked for; grad_bias alone is aten's sum.
+    assert any("grad_bias_reduce" in key for key in launches) == (wanted == "weight and bias"), sorted(launches)
+    assert any("grad_weight_hopper_kernel" in key for key in launches) == (wanted != "bias only"), sorted(launches)
+    expected = [r for r, t in zip(refs, (w, b)) if t.requires_grad]
+    for got, ref in zip(grads, expected):
+        assert relative_max_error(got, ref) <= 4 * TOLERANCE[torch.bfloat16]  # as the other Hopper bf16 cases

@@ -98,13 +98,15 @@ Gradients conv1d_backward_cuda(const at::Tensor& grad_output, const at::Tensor& 
       TORCH_INTERNAL_ASSERT(plan.has_value());
       const at::Tensor x = tma_readable(input);
       grad_weight = at::empty(weight.sizes(), weight.options());
-      cuda::launch_grad_weight_hopper(*plan, gy, x, grad_weight, g);
+      // grad_bias from the same pass over grad_output (the backward table's fused_with_grad_weight).
+      if (mask[2]) grad_bias = at::empty({g.out_channels}, gy.options());
+      cuda::launch_grad_weight_hopper(*plan, gy, x, grad_weight, mask[2] ? &grad_bias : nullptr, g);
     } else {
       grad_weight = at::empty(weight.sizes(), weight.options());
       cuda::launch_grad_weight(weight_choice, gy, input.contiguous(), grad_weight, g);
     }
   }
-  if (mask[2]) grad_bias = at::sum(gy, at::IntArrayRef{0, 2});
+  if (mask[2] && !grad_bias.defined()) grad_bias = at::sum(gy, at::IntArrayRef{0, 2});
   return {grad_input, grad_weight, grad_bias};
 }
 

@@ -118,7 +118,9 @@ GradInputPhase grad_input_phase(const Geometry& g, int64_t rho) {
 //           (plan_grad_weight_hopper; rows TMA cannot read in place: a repacked copy) -> grad_weight_hopper
 //           4-tap window (63 * stride + (min(K, 4) - 1) * dilation + 1) <= 192   -> grad_weight_tensorcore_large
 //       otherwise (float64, strict float32, long strides or halos)              -> grad_weight_cuda_cores
-//   grad_bias: a sum of grad_output over batch and positions                    -> sum
+//   grad_bias: a sum of grad_output over batch and positions
+//       with the Hopper grad_weight (both asked for): in its pass over grad_output -> fused_with_grad_weight
+//       otherwise (or grad_bias alone)                                          -> sum
 // ---------------------------------------------------------------------------------------------------
 GradInputChoice select_grad_input(const Geometry& g, c10::ScalarType dtype) {
   if (g.batch * g.in_channels * g.in_length == 0) return GradInputChoice::kNone;
@@ -172,6 +174,10 @@ std::string grad_input_name(GradInputChoice choice, const Geometry& g, c10::Scal
   std::string name = "transposed(";
   for (size_t i = 0; i < kernels.size(); ++i) name += (i ? "," : "") + kernels[i];
   return name + ")";
+}
+
+std::string grad_bias_name(GradWeightChoice weight_choice) {
+  return weight_choice == GradWeightChoice::kHopper ? "fused_with_grad_weight" : "sum";
 }
 
 std::string grad_weight_name(GradWeightChoice choice, c10::ScalarType dtype, bool allow_tf32) {

@@ -84,5 +84,8 @@ bool grad_output_repacked(const Geometry& g, c10::ScalarType dtype, GradWeightCh
 std::string grad_input_name(GradInputChoice choice, const Geometry& g, c10::ScalarType dtype, bool allow_tf32,
                             bool device_runs_hopper, bool grad_output_repacked);
 std::string grad_weight_name(GradWeightChoice choice, c10::ScalarType dtype, bool allow_tf32);
+// What computes grad_bias (when grad_weight is asked for too): the Hopper grad_weight's pass over
+// grad_output, or a sum.
+std::string grad_bias_name(GradWeightChoice weight_choice);
 
 }  // namespace custom_ops::conv1d::cuda

@@ -35,18 +35,22 @@ void launch_hopper(const HopperPlan& plan, const at::Tensor& input, const at::Te
 }
 
 void launch_grad_weight_hopper_tf32(const GradWeightHopperPlan&, const at::Tensor&, const at::Tensor&, at::Tensor&,
-                                    const Geometry&);
+                                    at::Tensor*, const Geometry&);
 void launch_grad_weight_hopper_fp16(const GradWeightHopperPlan&, const at::Tensor&, const at::Tensor&, at::Tensor&,
-                                    const Geometry&);
+                                    at::Tensor*, const Geometry&);
 void launch_grad_weight_hopper_bf16(const GradWeightHopperPlan&, const at::Tensor&, const at::Tensor&, at::Tensor&,
-                                    const Geometry&);
+                                    at::Tensor*, const Geometry&);
 
 void launch_grad_weight_hopper(const GradWeightHopperPlan& plan, const at::Tensor& grad_output,
-                               const at::Tensor& input, at::Tensor& grad_weight, const Geometry& g) {
+                               const at::Tensor& input, at::Tensor& grad_weight, at::Tensor* grad_bias,
+                               const Geometry& g) {
   switch (plan.precision) {
-    case HopperPrecision::kTF32: return launch_grad_weight_hopper_tf32(plan, grad_output, input, grad_weight, g);
-    case HopperPrecision::kFP16: return launch_grad_weight_hopper_fp16(plan, grad_output, input, grad_weight, g);
-    case HopperPrecision::kBF16: return launch_grad_weight_hopper_bf16(plan, grad_output, input, grad_weight, g);
+    case HopperPrecision::kTF32:
+      return launch_grad_weight_hopper_tf32(plan, grad_output, input, grad_weight, grad_bias, g);
+    case HopperPrecision::kFP16:
+      return launch_grad_weight_hopper_fp16(plan, grad_output, input, grad_weight, grad_bias, g);
+    case HopperPrecision::kBF16:
+      return launch_grad_weight_hopper_bf16(plan, grad_output, input, grad_weight, grad_bias, g);
     case HopperPrecision::k3xTF32: break;
   }
   TORCH_INTERNAL_ASSERT(false, "custom::conv1d: no Hopper grad_weight kernel for strict float32");

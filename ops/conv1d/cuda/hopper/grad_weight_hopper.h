@@ -10,8 +10,10 @@
 namespace custom_ops::conv1d::cuda {
 
 // Runs the plan on the current stream: grad_output (N, O, L_out) and input (N, C, L) with rows TMA can
-// read in place (hopper_input_layout_ok), grad_weight (O, C_g, K) contiguous, written whole.
+// read in place (hopper_input_layout_ok), grad_weight (O, C_g, K) contiguous, written whole; and, where
+// grad_bias is given ((O,), grad_output's dtype), grad_bias from the same pass over grad_output.
 void launch_grad_weight_hopper(const GradWeightHopperPlan& plan, const at::Tensor& grad_output,
-                               const at::Tensor& input, at::Tensor& grad_weight, const Geometry& g);
+                               const at::Tensor& input, at::Tensor& grad_weight, at::Tensor* grad_bias,
+                               const Geometry& g);
 
 }  // namespace custom_ops::conv1d::cuda

@@ -10,9 +10,14 @@
 // gradient tile. At the end each consumer writes its float32 partial sums of its key and split to the
 // workspace, which grad_weight_reduce adds up in split order.
 // TF32: the window is rounded to TF32 on its way into the A fragments; the gradient tile, which wgmma
-// reads from shared memory as TMA landed it, is rounded there by the consumer that reads it (its own 64
-// output channels) before its wgmmas: the tensor cores would otherwise drop the low 13 mantissa bits
-// (truncation: every product about 2^-11 smaller in magnitude, a bias aten's TF32 does not have).
+// reads from shared memory as TMA landed it, is rounded there (the tensor cores would otherwise drop the
+// low 13 mantissa bits: every product about 2^-11 smaller in magnitude, a bias aten's TF32 does not have)
+// by the producer warpgroup's otherwise idle warps 1-3, between the stage's full barrier and its passed
+// barrier, which the consumers wait on: the pass over a stage overlaps the consumers' wgmmas of the
+// stages before it.
+// grad_bias, where asked for: the same pass warps of the CTAs of input-channel tile 0 and tap group 0 (one
+// CTA per split and output-channel tile) sum their gradient tiles' rows (before rounding) over the
+// CTA's tiles, and write float32 partials that grad_bias_reduce adds up in split order.
 
 #include "ops/conv1d/cuda/hopper/grad_weight_hopper_plan.h"
 #include "ops/conv1d/cuda/hopper/hopper_ptx.cuh"
@@ -29,9 +34,11 @@ namespace custom_ops::conv1d::cuda::hopper {
 
 // Filled once on the host from the geometry and the plan; passed by value (constant bank).
 struct GradWeightParams {
-  float* partials;  // [split][key][tap slot][64 input channels][128 output channels]
+  float* partials;       // [split][key][tap of the group][64 input channels][128 output channels]
+  float* bias_partials;  // [split][group * o_tiles + o_tile][128 output channels], or nullptr: no grad_bias
   int64_t l_blocks, tiles, tiles_per_split;
   int keys, c_tiles, o_tiles, tap_groups, taps_per_group;
+  int bias_keys;  // groups * o_tiles
   int stride, dilation, pad_left;
   int window_pitch, stages;
   uint32_t gradient_stage_bytes, input_stage_bytes, stage_bytes;
@@ -48,7 +55,8 @@ struct GradWeightTraits {
   static constexpr int kStepsPerBox = kSwizzleRowPositions / kStepPositions;
   static constexpr int kMaxTaps = GradWeightHopperPlan::kMaxTaps;
   static constexpr int kThreads = 384;
-  static constexpr int kProducerRegisters = 40, kConsumerRegisters = 232;
+  // Producer warpgroup: the TMA thread and the pass warps (56: the pass spills at 40).
+  static constexpr int kProducerRegisters = 56, kConsumerRegisters = 224;
   // setmaxnreg moves registers within the CTA's launch allocation only: 384 threads x 168 registers
   // (__launch_bounds__(384, 1); a raise beyond what the lowered warps freed blocks for ever).
   static_assert(128 * kProducerRegisters + 256 * kConsumerRegisters <= kThreads * 168, "the CTA's registers");
@@ -115,29 +123,47 @@ __device__ __forceinline__ void load_gw_a(uint32_t (&a)[4], const uint8_t* windo
   }
 }
 
-// TF32: rounds this consumer's 64 output-channel rows of a stage's gradient tile in place (round to
-// nearest, as aten's TF32 does), then makes the writes visible to its own wgmmas: they read shared
-// memory through the async proxy, and every thread of the warpgroup reads every row.
-__device__ __forceinline__ void round_gradient_rows(const uint8_t* gradient, int consumer) {
-  constexpr int kBoxBytes = GradWeightHopperPlan::kOutChannels * 128;  // one 128-byte row per channel
-  constexpr int kBoxes = GradWeightHopperPlan::kPositions * 4 / 128;
-  const int thread = threadIdx.x % 128;
+// The pass over a stage's gradient tile by the producer warpgroup's warps 1-3 (kPassThreads): TF32
+// rounds it in place (round to nearest, as aten's TF32 does) and fences the async proxy (wgmma reads it
+// there); with `sums`, every thread also adds up its half-rows (64 physical bytes of a 128-byte row of
+// each box: the swizzle moves 16-byte pieces only within a row) into half_sums, before rounding. Thread t
+// has half-rows t, t + 96 and t + 192 (< 256 = 128 rows x 2 halves); its 16-byte pieces are read in an
+// order rotated by the row, so that 8 threads of a quarter warp hit 8 different bank groups.
+constexpr int kPassThreads = 96;  // warps 1-3 of the producer warpgroup
+template <class Traits>
+__device__ __forceinline__ void pass_over_tile(uint8_t* gradient, int thread, bool sums, float (&half_sums)[3]) {
+  constexpr int kBoxBytes = GradWeightHopperPlan::kOutChannels * 128;
 #pragma unroll
-  for (int b = 0; b < kBoxes; ++b) {
-    // The rows of a box are 64 x 128 contiguous bytes (the swizzle permutes within them).
-    float4* rows = reinterpret_cast<float4*>(const_cast<uint8_t*>(gradient) + b * kBoxBytes + consumer * 64 * 128);
+  for (int k = 0; k < 3; ++k) {
+    const int half_row = thread + kPassThreads * k, row = half_row / 2;
+    if (half_row >= 2 * GradWeightHopperPlan::kOutChannels) break;  // warp-uniform: warp 3 has two
+    float sum = 0.f;
 #pragma unroll
-    for (int v = thread; v < 64 * 128 / 16; v += 128) {
-      float4 x = rows[v];
-      x.x = __uint_as_float(to_tf32(x.x));
-      x.y = __uint_as_float(to_tf32(x.y));
-      x.z = __uint_as_float(to_tf32(x.z));
-      x.w = __uint_as_float(to_tf32(x.w));
-      rows[v] = x;
-    }
+    for (int b = 0; b < Traits::kGradientBoxes; ++b)
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        uint4* piece = reinterpret_cast<uint4*>(gradient + b * kBoxBytes + row * 128 + (half_row % 2) * 64 +
+                                                ((j + row) % 4) * 16);
+        uint4 v = *piece;
+        if constexpr (Traits::kFloat) {
+          float4 x = *reinterpret_cast<float4*>(&v);
+          if (sums) sum += (x.x + x.y) + (x.z + x.w);
+          x.x = __uint_as_float(to_tf32(x.x));
+          x.y = __uint_as_float(to_tf32(x.y));
+          x.z = __uint_as_float(to_tf32(x.z));
+          x.w = __uint_as_float(to_tf32(x.w));
+          *piece = *reinterpret_cast<uint4*>(&x);
+        } else if (sums) {
+          const typename Traits::element_t* e = reinterpret_cast<const typename Traits::element_t*>(&v);
+          float part = 0.f;
+#pragma unroll
+          for (int q = 0; q < 8; ++q) part += static_cast<float>(e[q]);
+          sum += part;
+        }
+      }
+    half_sums[k] += sum;
   }
-  async_proxy_fence();
-  asm volatile("bar.sync %0, 128;\n" ::"r"(1 + consumer) : "memory");  // this consumer warpgroup only
+  if constexpr (Traits::kFloat) async_proxy_fence();
 }
 
 template <class Traits>
@@ -148,8 +174,9 @@ __global__ void __launch_bounds__(Traits::kThreads, 1)
   using Element = typename Traits::element_t;
   constexpr int kVector = 16 / int(sizeof(Element));
   extern __shared__ __align__(1024) uint8_t shared_bytes[];
-  static_assert(GradWeightHopperPlan::kMaxStages == 8, "the barriers below: full[s] = s, empty[s] = 8 + s");
-  uint64_t* bars = reinterpret_cast<uint64_t*>(shared_bytes);  // full[s] = s, empty[s] = 8 + s
+  static_assert(GradWeightHopperPlan::kMaxStages == 8,
+                "the barriers below: full[s] = s, empty[s] = 8 + s, passed[s] = 16 + s");
+  uint64_t* bars = reinterpret_cast<uint64_t*>(shared_bytes);
   // Stages from the second kilobyte on, 1024-byte aligned whatever the dynamic allocation's alignment.
   const uint32_t base = shared_address(shared_bytes);
   uint8_t* stages = shared_bytes + (((base + 1024 + 1023) & ~1023u) - base);
@@ -158,10 +185,14 @@ __global__ void __launch_bounds__(Traits::kThreads, 1)
   const int64_t first_tile = split * p.tiles_per_split;
   const int64_t last_tile = first_tile + p.tiles_per_split < p.tiles ? first_tile + p.tiles_per_split : p.tiles;
   const GradWeightKey key = decode_gw_key(p, key_index);
+  // grad_bias from this CTA: one CTA per (split, group, output-channel tile) sums the gradient's rows.
+  const bool bias_sums = p.bias_partials != nullptr && key.c0 == 0 && key.tap0 == 0;
+  const bool pass = Traits::kFloat || bias_sums;  // warps 1-3 go over every stage first
   if (threadIdx.x == 0) {
     for (int s = 0; s < p.stages; ++s) {
       barrier_init(shared_address(&bars[s]), 1);
       barrier_init(shared_address(&bars[8 + s]), 8);  // every consumer warp releases what it read
+      barrier_init(shared_address(&bars[16 + s]), kPassThreads);  // every pass thread, where a pass runs
     }
     barrier_init_fence();
   }
@@ -169,6 +200,33 @@ __global__ void __launch_bounds__(Traits::kThreads, 1)
   const int warpgroup = threadIdx.x / 128;
   if (warpgroup == 0) {
     lower_register_limit<Traits::kProducerRegisters>();
+    if (threadIdx.x >= 32) {
+      if (!pass) return;
+      // The pass warps: the same stage sequence as the consumers.
+      const int thread = threadIdx.x - 32;
+      float half_sums[3] = {0.f, 0.f, 0.f};
+      int stage = 0;
+      uint32_t phase = 0;
+      for (int64_t tile = first_tile; tile < last_tile; ++tile) {
+        barrier_wait(shared_address(&bars[stage]), phase);
+        pass_over_tile<Traits>(stages + size_t(stage) * p.stage_bytes, thread, bias_sums, half_sums);
+        barrier_arrive(shared_address(&bars[16 + stage]));
+        if (++stage == p.stages) stage = 0, phase ^= 1;
+      }
+      if (bias_sums) {
+        // A row's two halves belong to neighbouring threads (t and t ^ 1: 96 is even).
+        const int64_t bias_key = int64_t(key.group) * p.o_tiles + key.o0 / GradWeightHopperPlan::kOutChannels;
+        float* sums = p.bias_partials + (split * p.bias_keys + bias_key) * GradWeightHopperPlan::kOutChannels;
+#pragma unroll
+        for (int k = 0; k < 3; ++k) {
+          const int half_row = thread + kPassThreads * k;
+          if (half_row >= 2 * GradWeightHopperPlan::kOutChannels) break;  // warp-uniform
+          const float row_sum = half_sums[k] + __shfl_xor_sync(0xffffffffu, half_sums[k], 1);
+          if (half_row % 2 == 0) sums[half_row / 2] = row_sum;
+        }
+      }
+      return;
+    }
     if (threadIdx.x != 0) return;
     prefetch_tensor_map(&gradient_map);
     prefetch_tensor_map(&input_map);
@@ -209,11 +267,11 @@ __global__ void __launch_bounds__(Traits::kThreads, 1)
     int shift;
     window_start<kVector>(t.l0 * p.stride - p.pad_left + int64_t(key.tap0) * p.dilation, shift);
     barrier_wait(shared_address(&bars[stage]), phase);
+    if (pass) barrier_wait(shared_address(&bars[16 + stage]), phase);  // the pass over the tile is done
     __syncwarp();  // wgmma needs the warp converged
     const uint8_t* gradient = stages + size_t(stage) * p.stage_bytes;
     const uint8_t* window = gradient + p.gradient_stage_bytes;
     const uint32_t b_rows = shared_address(gradient) + consumer * 64 * 128;
-    if constexpr (Traits::kFloat) round_gradient_rows(gradient, consumer);
 #pragma unroll
     for (int j = 0; j < Traits::kSteps; ++j) {
       const uint64_t b = swizzled_descriptor(b_rows + (j / Traits::kStepsPerBox) * (GradWeightHopperPlan::kOutChannels * 128) +
@@ -240,8 +298,8 @@ __global__ void __launch_bounds__(Traits::kThreads, 1)
   }
   // d[4i + 2h + e] = (input channel 16 * warp + g + 8h, output channel 8i + 2t + e) of this consumer.
   const int warp = (threadIdx.x / 32) % 4, g = lane / 4, tq = lane % 4;
-  float* partials = p.partials + (split * p.keys + key_index) * int64_t(Traits::kMaxTaps) *
-                                     GradWeightHopperPlan::kChannels * GradWeightHopperPlan::kOutChannels;
+  float* partials = p.partials + (split * p.keys + key_index) * int64_t(taps) * GradWeightHopperPlan::kChannels *
+                                     GradWeightHopperPlan::kOutChannels;
 #pragma unroll
   for (int tau = 0; tau < Traits::kMaxTaps; ++tau) {
     if (tau >= taps) break;
@@ -269,8 +327,8 @@ struct GradWeightReduceShape {
 template <typename Element>
 __global__ void grad_weight_reduce(const float* __restrict__ partials, Element* __restrict__ grad_weight,
                                    GradWeightReduceShape s) {
-  constexpr int64_t kKeyFloats = int64_t(GradWeightHopperPlan::kMaxTaps) * GradWeightHopperPlan::kChannels *
-                                 GradWeightHopperPlan::kOutChannels;
+  const int64_t key_floats =
+      int64_t(s.taps_per_group) * GradWeightHopperPlan::kChannels * GradWeightHopperPlan::kOutChannels;
   for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < s.elements; e += int64_t(gridDim.x) * blockDim.x) {
     const int k = static_cast<int>(e % s.kernel_size);
     const int c = static_cast<int>((e / s.kernel_size) % s.in_channels_per_group);
@@ -283,8 +341,23 @@ __global__ void grad_weight_reduce(const float* __restrict__ partials, Element* 
     const int64_t offset = (int64_t(tau) * GradWeightHopperPlan::kChannels + c % GradWeightHopperPlan::kChannels) *
                                GradWeightHopperPlan::kOutChannels + o % GradWeightHopperPlan::kOutChannels;
     float sum = 0.f;
-    for (int64_t split = 0; split < s.splits; ++split) sum += partials[(split * s.keys + key) * kKeyFloats + offset];
+    for (int64_t split = 0; split < s.splits; ++split) sum += partials[(split * s.keys + key) * key_floats + offset];
     grad_weight[e] = static_cast<Element>(sum);
+  }
+}
+
+// grad_bias[group * O_g + o] = the sum over splits, in split order, of the row sums of its (group, tile).
+template <typename Element>
+__global__ void grad_bias_reduce(const float* __restrict__ bias_partials, Element* __restrict__ grad_bias,
+                                 int64_t splits, int64_t out_channels, int out_channels_per_group, int bias_keys) {
+  constexpr int kTile = GradWeightHopperPlan::kOutChannels;
+  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < out_channels; e += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t group = e / out_channels_per_group;
+    const int o = static_cast<int>(e % out_channels_per_group);
+    const int64_t row = (group * ((out_channels_per_group + kTile - 1) / kTile) + o / kTile) * kTile + o % kTile;
+    float sum = 0.f;
+    for (int64_t split = 0; split < splits; ++split) sum += bias_partials[split * bias_keys * kTile + row];
+    grad_bias[e] = static_cast<Element>(sum);
   }
 }
 

@@ -17,19 +17,31 @@ namespace custom_ops::conv1d::cuda {
 
 template <typename Element>
 void launch_grad_weight_hopper_instance(const GradWeightHopperPlan& plan, const at::Tensor& grad_output,
-                                        const at::Tensor& input, at::Tensor& grad_weight, const Geometry& g) {
+                                        const at::Tensor& input, at::Tensor& grad_weight, at::Tensor* grad_bias,
+                                        const Geometry& g) {
   using Traits = hopper::GradWeightTraits<Element>;
   TORCH_INTERNAL_ASSERT(plan.stages <= GradWeightHopperPlan::kMaxStages &&
                         plan.taps_per_group <= GradWeightHopperPlan::kMaxTaps);
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   const cudaDeviceProp* props = at::cuda::getCurrentDeviceProperties();
   const int64_t splits = grad_weight_hopper_splits(plan, props->multiProcessorCount);
+  // One slot a tap of the key's tap group (the kernel writes and the reduction reads no more).
   const int64_t key_floats =
-      int64_t(GradWeightHopperPlan::kMaxTaps) * GradWeightHopperPlan::kChannels * GradWeightHopperPlan::kOutChannels;
+      int64_t(plan.taps_per_group) * GradWeightHopperPlan::kChannels * GradWeightHopperPlan::kOutChannels;
   at::Tensor partials = at::empty({splits * plan.keys * key_floats}, grad_output.options().dtype(at::kFloat));
+
+  // grad_bias's partial row sums: one row of 128 output channels per (split, group, channel tile).
+  const int64_t bias_keys = g.groups * plan.o_tiles;
+  at::Tensor bias_partials;
+  if (grad_bias != nullptr) {
+    bias_partials = at::empty({splits * bias_keys * GradWeightHopperPlan::kOutChannels},
+                              grad_output.options().dtype(at::kFloat));
+  }
 
   hopper::GradWeightParams params{};
   params.partials = partials.mutable_data_ptr<float>();
+  params.bias_partials = grad_bias != nullptr ? bias_partials.mutable_data_ptr<float>() : nullptr;
+  params.bias_keys = static_cast<int>(bias_keys);
   params.l_blocks = plan.l_blocks;
   params.tiles = plan.tiles;
   params.tiles_per_split = (plan.tiles + splits - 1) / splits;
@@ -78,6 +90,13 @@ void launch_grad_weight_hopper_instance(const GradWeightHopperPlan& plan, const 
   hopper::grad_weight_reduce<Element><<<static_cast<unsigned>(blocks), threads, 0, stream>>>(
       params.partials, reinterpret_cast<Element*>(grad_weight.mutable_data_ptr()), shape);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
+  if (grad_bias != nullptr) {
+    const int64_t bias_blocks = std::min<int64_t>((g.out_channels + threads - 1) / threads, props->multiProcessorCount);
+    hopper::grad_bias_reduce<Element><<<static_cast<unsigned>(bias_blocks), threads, 0, stream>>>(
+        params.bias_partials, reinterpret_cast<Element*>(grad_bias->mutable_data_ptr()), splits, g.out_channels,
+        static_cast<int>(g.out_channels_per_group()), params.bias_keys);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  }
 }
 
 }  // namespace custom_ops::conv1d::cuda

@@ -27,7 +27,7 @@ struct GradWeightHopperPlan {
   static constexpr int kOutChannels = 128;  // output channels a CTA, 64 per consumer (wgmma N)
   static constexpr int kPositions = 64;    // output positions a pipeline stage reduces
   static constexpr int kMaxTaps = 4;       // accumulator sets a consumer holds
-  static constexpr int kMaxStages = 8;     // pipeline stages (the kernel's barriers: full and empty each)
+  static constexpr int kMaxStages = 8;     // pipeline stages (the kernel's barriers: full, empty and rounded each)
   HopperPrecision precision;
   int taps_per_group;  // taps a CTA reduces (<= kMaxTaps)
   int tap_groups, c_tiles, o_tiles;
