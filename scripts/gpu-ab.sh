@@ -28,8 +28,9 @@ grep -hE "error|ptxas.*(spill|C75)" "$OUT/build-b.log" | grep -v " 0 bytes spill
 [ -f "$copy/$BUILD_DIR/libcustom_ops.so" ] && [ -f "$BUILD_DIR/libcustom_ops.so" ] || { echo "[ab] a build failed"; exit 1; }
 
 cd "$copy" && source scripts/env.sh
-timeout 60 "$PYTHON" bench/hopper_smoke.py 2>&1 | tail -4
-[ "${PIPESTATUS[0]}" -eq 0 ] || { echo "[ab] B's smoke test failed or hung: stop"; exit 1; }
+timeout 60 "$PYTHON" bench/hopper_smoke.py > "$OUT/smoke-b.log" 2>&1; smoke_rc=$?
+tail -4 "$OUT/smoke-b.log"
+[ "$smoke_rc" -eq 0 ] || { echo "[ab] B's smoke test failed or hung: stop"; exit 1; }
 timeout 240 "$PYTHON" -m pytest -q -p no:cacheprovider -x --tb=short \
   ${AB_TESTS:-tests/python/test_hopper.py tests/python/test_hopper_backward.py tests/python/test_backward_dispatch.py} 2>&1 | tail -6
 [ "${PIPESTATUS[0]}" -eq 0 ] || { echo "[ab] B's tests failed: stop"; exit 1; }
