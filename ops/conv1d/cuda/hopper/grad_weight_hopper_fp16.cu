@@ -5,7 +5,7 @@
 namespace custom_ops::conv1d::cuda {
 
 void launch_grad_weight_hopper_fp16(const GradWeightHopperPlan& plan, const at::Tensor& grad_output,
-                                  const at::Tensor& input, at::Tensor& grad_weight, at::Tensor* grad_bias,
+                                    const at::Tensor& input, at::Tensor& grad_weight, at::Tensor* grad_bias,
                                     const Geometry& g) {
   launch_grad_weight_hopper_instance<__half>(plan, grad_output, input, grad_weight, grad_bias, g);
 }
