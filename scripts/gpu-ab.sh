@@ -24,7 +24,7 @@ half=$(( $(nproc) / 2 ))
 (BUILD_JOBS=$half scripts/build.sh > "$OUT/build-a.log" 2>&1; echo "[ab] build A rc=$?") &
 (cd "$copy" && BUILD_JOBS=$half scripts/build.sh > "$OUT/build-b.log" 2>&1; echo "[ab] build B rc=$?")
 wait
-grep -hE "error|ptxas.*(spill|C75)" "$OUT/build-b.log" | grep -v " 0 bytes spill" | sort | uniq -c | head -10
+grep -hE "error|ptxas.*(spill|C751[0-8]|C752)" "$OUT/build-b.log" | grep -v " 0 bytes spill" | sort | uniq -c | head -10
 [ -f "$copy/$BUILD_DIR/libcustom_ops.so" ] && [ -f "$BUILD_DIR/libcustom_ops.so" ] || { echo "[ab] a build failed"; exit 1; }
 
 cd "$copy" && source scripts/env.sh
