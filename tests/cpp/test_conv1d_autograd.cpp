@@ -70,7 +70,8 @@ TEST(Conv1dAutograd, TrainsLikeAtenOnCudaFloat32Strict) {
 }
 
 // One backward per CUDA kernel choice (tensor-core grad_weight tiles, the Hopper grad_weight, one-channel
-// grad_weight and grad_input, grad_input phases at stride 2), so that compute-sanitizer (which runs the *Cuda* tests) sees each of them.
+// grad_weight and grad_input, grad_input phases interleaved at stride 2 and copied at stride 12), so that
+// compute-sanitizer (which runs the *Cuda* tests) sees each of them.
 TEST(Conv1dAutograd, BackwardKernelsOnCudaMatchAten) {
   SKIP_WITHOUT_CUDA();
   struct Case {
@@ -78,6 +79,7 @@ TEST(Conv1dAutograd, BackwardKernelsOnCudaMatchAten) {
   };
   const std::vector<Case> cases = {{2, 70, 130, 3, 300, 1, 1, 1, 1},   // tensor-core grad_weight, partial tiles
                                    {2, 48, 64, 5, 257, 2, 2, 2, 2},    // grad_input phases (stride 2, dilation 2)
+                                   {2, 16, 24, 3, 301, 12, 1, 1, 1},   // phases past one interleaving pass
                                    {2, 32, 32, 4, 1001, 1, 3, 1, 32},  // one input channel per group
                                    {2, 1, 42, 10, 503, 5, 2, 1, 1},    // one channel, many outputs (front end)
                                    {2, 64, 64, 5, 301, 1, 2, 1, 2},    // 32 x 32 tensor-core grad_weight tile

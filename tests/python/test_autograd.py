@@ -26,9 +26,11 @@ CASES = [
     ((2, 6, 6, 3, 15), 1, "valid", 1, 2, False),
     ((None, 4, 6, 3, 13), 1, 1, 1, 1, True),     # unbatched
     ((2, 5, 7, 1, 9), 2, 0, 1, 1, True),         # pointwise, strided
+    ((2, 16, 24, 3, 301), 12, 1, 1, 1, True),    # stride 12: more phases than one pass interleaves
+    ((2, 4, 8, 1, 3), 5, 0, 1, 1, False),        # stride 5 over 3 positions: empty phases
 ]
 IDS = ["dense", "stride-dilation-groups", "depthwise-wide-pad", "stride3", "same-odd", "valid-groups",
-       "unbatched", "pointwise-strided"]
+       "unbatched", "pointwise-strided", "stride12", "stride-past-length"]
 
 
 def make(case, dtype, device, gen):

@@ -14,6 +14,7 @@
 #include "ops/conv1d/cuda/conv1d_cuda_backward_dispatch.h"
 #include "ops/conv1d/cuda/conv1d_cuda_dispatch.h"
 #include "ops/conv1d/cuda/conv1d_cuda_launch.h"
+#include "ops/conv1d/cuda/conv1d_interleave.h"
 #include "ops/conv1d/cuda/conv1d_repack.h"
 #include "ops/conv1d/cuda/hopper/conv1d_hopper.h"
 #include "ops/conv1d/cuda/hopper/grad_weight_hopper.h"
@@ -30,19 +31,23 @@ namespace {
 
 // grad_input as forward convolutions of grad_output, one per output phase (grad_input_phase). At stride
 // 1 there is one phase with every tap, and its output is grad_input itself; at larger strides each
-// phase fills a strided slice of grad_input.
+// phase fills a strided slice of grad_input: up to kMaxInterleavedPhases phases, their outputs are kept
+// and interleaved into grad_input in one pass (peak memory: grad_input twice), beyond that each is
+// copied into its slice as it comes.
 at::Tensor grad_input_by_phases(const at::Tensor& gy, const at::Tensor& w, const Geometry& g) {
   const int64_t s = g.stride, K = g.kernel_size;
   const int64_t O_g = g.out_channels_per_group(), C_g = g.in_channels_per_group();
   const at::Tensor w_groups = w.view({g.groups, O_g, C_g, K});
   const std::vector<int64_t> sizes = {g.batch, g.in_channels, g.in_length};
+  const bool interleave = s > 1 && s <= cuda::kMaxInterleavedPhases;
   at::Tensor grad_input = s == 1 ? at::Tensor() : at::empty(sizes, gy.options());
+  std::vector<at::Tensor> outputs(interleave ? s : 0);  // undefined: a phase of zeros
   for (int64_t rho = 0; rho < s; ++rho) {
     const cuda::GradInputPhase phase = cuda::grad_input_phase(g, rho);
     if (phase.empty) continue;
     if (phase.zero) {
       if (s == 1) return at::zeros(sizes, gy.options());
-      grad_input.slice(2, rho, g.in_length, s).zero_();
+      if (!interleave) grad_input.slice(2, rho, g.in_length, s).zero_();
       continue;
     }
     const at::Tensor source =
@@ -53,8 +58,13 @@ at::Tensor grad_input_by_phases(const at::Tensor& gy, const at::Tensor& w, const
                                         .reshape({g.in_channels, O_g, phase.taps});
     const at::Tensor out = conv1d_forward_cuda(source, phase_weight.contiguous(), std::nullopt, phase.geometry);
     if (s == 1) return out;
-    grad_input.slice(2, rho, g.in_length, s).copy_(out);
+    if (interleave) {
+      outputs[rho] = out.contiguous();
+    } else {
+      grad_input.slice(2, rho, g.in_length, s).copy_(out);
+    }
   }
+  if (interleave) cuda::interleave_phases(outputs, grad_input);
   return grad_input;
 }
 

@@ -108,7 +108,8 @@ GradInputPhase grad_input_phase(const Geometry& g, int64_t rho) {
 //       one input channel per group, >= 2 output channels, stride <= 32, window
 //       within 48 KB (a single-channel front end, channel multipliers)          -> grad_input_one_channel
 //       otherwise: one forward convolution of grad_output per stride phase, each on the forward table
-//       (conv1d_cuda_dispatch.cpp), written into its strided slice of grad_input -> transposed(...)
+//       (conv1d_cuda_dispatch.cpp); at strides 2-8 interleaved into grad_input by one
+//       kernel (conv1d_interleave.cu), beyond that copied into its strided slice -> transposed(...)
 //   grad_weight (a split reduction over batch x positions, fixed order: bitwise reproducible):
 //       an empty batch                                                          -> zero
 //       one input channel per group                                             -> grad_weight_one_channel
