@@ -5,9 +5,11 @@
 
 #include "ops/conv1d/cuda/hopper/conv1d_hopper_plan.h"
 #include "ops/conv1d/cuda/hopper/grad_weight_hopper_plan.h"
+#include "ops/conv1d/cuda/hopper/hopper_row_tiles.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -137,6 +139,76 @@ TEST(HopperPlans, GradWeightRefusals) {
   Geometry wide = g;  // 63 * 4 + 1 + 3 = 256 positions: past a TMA box with its bank padding
   wide.stride = 4;
   EXPECT_FALSE(cuda::plan_grad_weight_hopper(wide, at::kFloat, true).has_value());
+}
+
+// The forward's overlapping tiles of unaligned rows (hopper_row_tiles.h): a row's tiles store every
+// position exactly once, each within what its tile computed, and every tile but a row's first and last
+// one copy of whole 32-byte lines, whatever the row's start within a line.
+TEST(HopperPlans, OverlappingRowTilesStoreEveryPositionOnceInWholeLines) {
+  for (const int64_t element : {2, 4})
+    for (const int64_t tile : {128, 256})
+      for (const int64_t L : {int64_t(1), int64_t(100), tile - 1, tile, tile + 1, tile + 7, 2 * tile - 1, 2 * tile + 3,
+                              int64_t(612), int64_t(1001), int64_t(4094), int64_t(9999), int64_t(131070),
+                              int64_t(131072)}) {
+        const cuda::RowTiling tiling = cuda::row_tiling(L, element, tile);
+        SCOPED_TRACE("element " + std::to_string(element) + ", tile " + std::to_string(tile) + ", L " +
+                     std::to_string(L));
+        if ((L * element) % cuda::kOutputLineBytes == 0 || L < tile) {
+          EXPECT_EQ(tiling.row_tiles, 0);  // aligned or short rows: sub-tiles pair up across rows as before
+          continue;
+        }
+        if (tiling.row_tiles == 0) {  // rows short enough that the overlap would cost more than 15%
+          const int64_t step = tile - cuda::kOutputLineBytes / element;
+          EXPECT_GT((1 + (L - tile + step - 1) / step) * tile * 100, L * 115);
+          continue;
+        }
+        EXPECT_EQ(tiling.step, tile - cuda::kOutputLineBytes / element);
+        EXPECT_EQ(tiling.step % (16 / element), 0);  // tile starts on whole vectors, as the kernel assumes
+        EXPECT_LE(tiling.row_tiles * tile * 100, L * 115);
+        EXPECT_GE((tiling.row_tiles - 1) * tiling.step + tile, L);  // the last tile reaches the row's end
+        for (int64_t row = 0; row < 16; ++row) {  // rows start at every offset within a line
+          const int64_t base = row * L * element;
+          std::vector<int> stored(L, 0);
+          for (int64_t j = 0; j < tiling.row_tiles; ++j) {
+            const cuda::RowTile t = cuda::row_tile(row * tiling.row_tiles + j, tiling.row_tiles, tiling.step);
+            ASSERT_EQ(t.n, row);
+            const int64_t l0 = t.l0, computed = std::min(tile, L - l0);
+            ASSERT_LT(l0, L);
+            const int64_t misalignment = (base + l0 * element) % cuda::kOutputLineBytes;
+            const int64_t ahead = (cuda::kOutputLineBytes - misalignment) % cuda::kOutputLineBytes / element;
+            const cuda::StoredRun run = cuda::stored_run(l0, ahead, computed, L, tiling.step, tile);
+            ASSERT_LE(0, run.from);
+            ASSERT_LE(run.from, run.to);
+            ASSERT_LE(run.to, computed);
+            for (int64_t q = run.from; q < run.to; ++q) ++stored[l0 + q];
+            if (j > 0 && j + 1 < tiling.row_tiles) {
+              EXPECT_EQ((base + (l0 + run.from) * element) % cuda::kOutputLineBytes, 0);
+              EXPECT_EQ((run.to - run.from) * element % cuda::kOutputLineBytes, 0);
+            }
+          }
+          for (int64_t l = 0; l < L; ++l) ASSERT_EQ(stored[l], 1) << "position " << l << ", row " << row;
+        }
+      }
+}
+
+// The forward plan takes overlapping row tiles for the headline's unaligned rows (L_out 131070) in TF32
+// and 16-bit, not in 3xTF32 (measured slower there), and never for aligned rows.
+TEST(HopperPlans, ForwardPlanChoosesOverlappingRowTilesByPrecision) {
+  Geometry g;
+  g.batch = 32, g.in_channels = 64, g.out_channels = 128, g.kernel_size = 3, g.in_length = 131072;
+  g.stride = 1, g.dilation = 1, g.groups = 1, g.pad_left = 0, g.pad_right = 0, g.out_length = 131070;
+  for (const auto dtype : kTypes) {
+    const auto fast = cuda::plan_hopper(g, dtype, true);
+    ASSERT_TRUE(fast.has_value());
+    EXPECT_GT(fast->row_tiling.row_tiles, 0) << describe(g, dtype);
+    EXPECT_EQ(fast->row_tiling.row_tiles,
+              cuda::row_tiling(g.out_length, c10::elementSize(dtype), 2 * fast->positions_per_consumer()).row_tiles);
+  }
+  const auto strict = cuda::plan_hopper(g, at::kFloat, false);
+  ASSERT_TRUE(strict.has_value());
+  EXPECT_EQ(strict->row_tiling.row_tiles, 0);
+  g.pad_left = g.pad_right = 1, g.out_length = 131072;  // aligned rows
+  for (const auto dtype : kTypes) EXPECT_EQ(cuda::plan_hopper(g, dtype, true)->row_tiling.row_tiles, 0);
 }
 
 }  // namespace

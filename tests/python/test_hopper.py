@@ -40,6 +40,9 @@ CASES = [
     # TF32: a staging slot for each of a tile's 4 rounds; 5 sub-tiles a row, so tiles straddle rows and
     # the last one has no second sub-tile
     ("four staging slots, tiles across rows", (3, 16, 128, 1, 600), dict(), None),
+    # Long rows that start anywhere in a 32-byte line (L_out 19998): tiles of one row overlapping by a line
+    # (hopper_row_tiles.h), whatever the dtype and tile width; 70 channels: a partial channel tile
+    ("long unaligned rows, overlapping tiles", (2, 32, 70, 3, 20000), dict(), None),
     # Inputs TMA cannot read as they are: the family runs on a copy with 16-byte aligned rows
     ("rows of odd length, repacked", (2, 64, 128, 3, 1001), dict(padding=1), None),
     ("offset view, stride 2, repacked", (2, 32, 128, 4, 905), dict(stride=2, padding=1), "offset"),

@@ -93,19 +93,23 @@ std::optional<HopperPlan> plan_hopper(const Geometry& g, c10::ScalarType dtype, 
   // one where two do not fit.
   const int m_wide = (!split && g.out_length > 64) ? 2 : 1;
   const std::vector<int> sub_tiles = m_wide == 2 ? std::vector<int>{2, 1} : std::vector<int>{1};
+  auto finished = [&] {
+    if (!split) plan.row_tiling = row_tiling(g.out_length, element_size, 2 * plan.positions_per_consumer());
+    return plan;
+  };
   // Preferred: resident weights (loaded once per (group, channel tile)), the longer sub-tile (longer
   // rows to copy), and as many staging slots as fit, up to one per round of a tile (then a tile's
   // stores overlap the next tile's main loop).
   for (int m_tiles : sub_tiles) {
     for (int slots = rounds(m_tiles); slots >= 1; slots /= 2) {
-      if (lay_out(m_tiles, taps_in_window(m_tiles), slots, true)) return plan;
+      if (lay_out(m_tiles, taps_in_window(m_tiles), slots, true)) return finished();
     }
   }
   // Streamed: each stage brings its taps' weights with the input window.
   for (int m_tiles : sub_tiles) {
     const int64_t taps =
         std::min<int64_t>(taps_in_window(m_tiles), std::max<int64_t>(1, kStreamedWeightStageBytes / tap_bytes));
-    if (lay_out(m_tiles, taps, 1, false)) return plan;
+    if (lay_out(m_tiles, taps, 1, false)) return finished();
   }
   return std::nullopt;
 }

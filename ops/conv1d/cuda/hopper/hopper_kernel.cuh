@@ -20,7 +20,10 @@
 //     rounds: the copy engine writes the 16-byte aligned body of each row, one copy for both sub-tiles
 //     where they are neighbours in the output row (bulk stores issued by one lane), the warp's lanes
 //     plain-store the ends. Issuing the copies stalls the issuing warp until the copy engine takes them
-//     (NOTES h6-h9); in warps of their own that wait overlaps the consumers' next main loop.
+//     (NOTES h6-h9); in warps of their own that wait overlaps the consumers' next main loop. Rows that
+//     do not start on 32-byte boundaries, where a row holds a tile and the plan says so (not in 3xTF32),
+//     take tiles of one row that overlap by a line instead (hopper_row_tiles.h): each stores whole lines, one copy of whole sectors a row,
+//     and only a row's first and last tile have ends.
 // The grid is persistent: CTA b takes tiles b, b + gridDim.x, ..., ordered so that consecutive tiles
 // share their weights. Full/empty mbarriers order the stages, staged/sent mbarriers the staging slots;
 // the producer, the consumers and the storers walk the same tile sequence, so no other coordination is
@@ -28,6 +31,7 @@
 
 #include "ops/conv1d/cuda/hopper/conv1d_hopper_plan.h"
 #include "ops/conv1d/cuda/hopper/hopper_ptx.cuh"
+#include "ops/conv1d/cuda/hopper/hopper_row_tiles.h"
 #include "ops/conv1d/cuda/hopper/hopper_wgmma.cuh"
 #include "ops/conv1d/cuda/hopper/hopper_window.cuh"
 
@@ -51,10 +55,15 @@ struct HopperParams {
   int64_t out_channels;
   int out_channels_per_group;
   int o_tiles;               // channel tiles per group
-  int64_t subtiles_per_row;  // ceil(L_out / positions per consumer)
-  int64_t subtiles;          // batch * subtiles_per_row
-  int64_t tiles_per_key;     // ceil(subtiles / 2): a tile is two consumers' sub-tiles
+  int64_t subtiles_per_row;  // ceil(L_out / positions per consumer) (unused where row_tiles > 0)
+  int64_t subtiles;          // batch * subtiles_per_row (unused where row_tiles > 0)
+  int64_t tiles_per_key;     // ceil(subtiles / 2): a tile is two consumers' sub-tiles (or batch * row_tiles)
   int64_t total_tiles;       // groups * o_tiles * tiles_per_key
+  // Rows that do not start on 32-byte boundaries, at least a tile long (hopper_row_tiles.h): tiles of
+  // one row, which advance by tile_step, row_tiles a row (then tiles_per_key = batch * row_tiles); 0
+  // where sub-tiles pair up across rows instead.
+  int64_t row_tiles;
+  int tile_step;
   int stride, dilation, pad_left, kernel_size;
   int chunks, tap_groups, taps_per_stage, window_pitch, stages;
   int resident_weights;
@@ -123,6 +132,19 @@ __device__ __forceinline__ TileCoordinates decode_tile(const HopperParams& p, in
   const int64_t pair = tile - c.key * p.tiles_per_key;
   c.group = static_cast<int>(c.key / p.o_tiles);
   c.o0 = static_cast<int>(c.key - int64_t(c.group) * p.o_tiles) * TileN;
+  if (p.row_tiles > 0) {
+    // Overlapping tiles of one row: the first sub-tile at j * tile_step, the second right after it where
+    // the row reaches it (else it computes on batch row 0 and stores nothing, as below).
+    const RowTile t = row_tile(pair, p.row_tiles, p.tile_step);
+    const int64_t n = t.n, l0 = t.l0;
+    c.valid[0] = true;
+    c.valid[1] = l0 + Positions < p.out_length;
+    c.n[0] = n;
+    c.l0[0] = l0;
+    c.n[1] = c.valid[1] ? n : 0;
+    c.l0[1] = c.valid[1] ? l0 + Positions : 0;
+    return c;
+  }
 #pragma unroll
   for (int w = 0; w < 2; ++w) {
     const int64_t sub = 2 * pair + w;
@@ -161,6 +183,11 @@ struct SubTileOutput {
   __device__ __forceinline__ int row_offset(int o) const {
     const uintptr_t address = reinterpret_cast<uintptr_t>(out) + uintptr_t(int64_t(o) * out_length) * sizeof(Element);
     return static_cast<int>((address % kStagingLineBytes) / sizeof(Element));
+  }
+  // Elements from row o's first position to the next 32-byte boundary (0 where it starts on one).
+  __device__ __forceinline__ int line_offset(int o) const {
+    const uintptr_t address = reinterpret_cast<uintptr_t>(out) + uintptr_t(int64_t(o) * out_length) * sizeof(Element);
+    return static_cast<int>(((kOutputLineBytes - address % kOutputLineBytes) % kOutputLineBytes) / sizeof(Element));
   }
 };
 
@@ -332,7 +359,7 @@ __device__ __forceinline__ void consume(const HopperParams& p, const SharedLayou
                 ? resident + uint32_t(chunk * p.tap_groups + tap_group) * p.weight_stage_bytes
                 : shared_address(smem.stage_weights(p, stage));
         const int taps = min(taps_per_stage, p.kernel_size - tap_group * taps_per_stage);
-        int shift;  // the same for both consumers: their sub-tiles start at multiples of 64 positions
+        int shift;  // the same for both consumers: their sub-tiles start at whole vectors (hopper_row_tiles.h)
         window_start<16 / sizeof(Element)>(int64_t(tap_group) * taps_per_stage * dilation - p.pad_left, shift);
         const int row_base = row_offset + shift;
         // B of (part, tap, step): 4 kgroups of 16 bytes per (tap, n), two per step.
@@ -501,9 +528,16 @@ __device__ __forceinline__ void send_staged(const HopperParams& p, const SharedL
           uint32_t source = 0, bytes = 0;
           if (mine) {
             Element* y = piece == 0 ? sub0.row(o) : sub1.row(o);
-            const int start = part_start<Staging>(piece, joined) + (piece == 0 ? sub0.row_offset(o) : sub1.row_offset(o));
-            const int length = joined ? kPositions + sub1.valid_positions
-                                      : (piece == 0 ? sub0.valid_positions : sub1.valid_positions);
+            int start = part_start<Staging>(piece, joined) + (piece == 0 ? sub0.row_offset(o) : sub1.row_offset(o));
+            int length = joined ? kPositions + sub1.valid_positions
+                                : (piece == 0 ? sub0.valid_positions : sub1.valid_positions);
+            if (p.row_tiles > 0) {  // overlapping tiles of one row (one piece): whole lines (hopper_row_tiles.h)
+              const StoredRun run =
+                  stored_run(c.l0[0], sub0.line_offset(o), length, p.out_length, p.tile_step, 2 * kPositions);
+              y += run.from;
+              start += static_cast<int>(run.from);
+              length = static_cast<int>(run.to - run.from);
+            }
             const int shift = start % kVector;
             const int head = min(length, shift == 0 ? 0 : kVector - shift);
             const int body = (length - head) / kVector * kVector;

@@ -61,6 +61,9 @@ void launch_hopper_instance(const HopperPlan& plan, const at::Tensor& input, con
   params.subtiles_per_row = (g.out_length + plan.positions_per_consumer() - 1) / plan.positions_per_consumer();
   params.subtiles = g.batch * params.subtiles_per_row;
   params.tiles_per_key = (params.subtiles + 1) / 2;
+  params.row_tiles = plan.row_tiling.row_tiles;
+  params.tile_step = static_cast<int>(plan.row_tiling.step);
+  if (plan.row_tiling.row_tiles > 0) params.tiles_per_key = g.batch * plan.row_tiling.row_tiles;
   params.total_tiles = keys * params.tiles_per_key;
   params.stride = static_cast<int>(g.stride);
   params.dilation = static_cast<int>(g.dilation);
