@@ -95,7 +95,7 @@ TEST(HopperPlans, GradWeightWindowsFitTheirBoxes) {
       // A warp's A fragments (8 channel rows x 4 position pairs) in 32 banks: pitch = 4 words (mod 32).
       EXPECT_EQ(plan->window_pitch * element % 128, 16);
       EXPECT_GE(plan->taps_per_group, 1);
-      EXPECT_LE(plan->taps_per_group, Plan::kMaxTaps);
+      EXPECT_LE(plan->taps_per_group, Plan::max_taps(plan->precision));
       EXPECT_GE(int64_t(plan->taps_per_group) * plan->tap_groups, g.kernel_size);
       EXPECT_LT(int64_t(plan->taps_per_group) * (plan->tap_groups - 1), g.kernel_size);
       EXPECT_GE(int64_t(plan->c_tiles) * Plan::kChannels, g.in_channels_per_group());
@@ -108,6 +108,13 @@ TEST(HopperPlans, GradWeightWindowsFitTheirBoxes) {
       EXPECT_GE(plan->stages, 2);
       EXPECT_LE(plan->stages, 8);
       EXPECT_LE(plan->shared_bytes, cuda::kHopperSharedBytes);
+      EXPECT_EQ(Plan::consumers_alternate(plan->precision), dtype != at::kFloat);
+      if (Plan::consumers_alternate(plan->precision)) {
+        EXPECT_EQ(plan->stages % 2, 0);  // each consumer always takes the same stages
+        // The stages' room carries one consumer's sums to the other at the end.
+        EXPECT_GE(plan->shared_bytes - 2 * 1024,
+                  int64_t(plan->taps_per_group) * Plan::kChannels * Plan::kOutChannels * 4);
+      }
       EXPECT_EQ(plan->tiles, g.batch * ((g.out_length + Plan::kPositions - 1) / Plan::kPositions));
       for (const int64_t sms : {1, 78, 132, 1024}) {
         const int64_t splits = cuda::grad_weight_hopper_splits(*plan, sms);

@@ -4,11 +4,15 @@
 // A CTA has three warpgroups: a producer thread fills a ring of stages (per stage, one TMA box of the
 // gradient, 128 output channels x 64 positions in 128-byte swizzled rows, and one of the input window,
 // 64 channels x window_pitch positions, zero-filled outside the tensors: that is the padding and the
-// end of the rows), and two consumers, each with 64 of the output channels, reduce the stage: per
-// 8 (float32) or 16 (16-bit) positions and per tap, one wgmma whose A operand is the window read into
-// registers at the tap's shift (as in the forward, hopper_kernel.cuh) and whose B operand is the
-// gradient tile. At the end each consumer writes its float32 partial sums of its key and split to the
-// workspace, which grad_weight_reduce adds up in split order.
+// end of the rows), and two consumers, which reduce the stages: per 8 (float32) or 16 (16-bit)
+// positions and per tap, one wgmma whose A operand is the window read into registers at the tap's shift
+// (as in the forward, hopper_kernel.cuh) and whose B operand is the gradient tile.
+// - 16-bit (kAlternate): the consumers take alternate stages, each reducing its stage over all 128
+//   output channels (m64n128: each stage's A gathered once); at the end consumer 1 hands its sums to
+//   consumer 0, which adds them to its own and writes the float32 partials of its key and split.
+// - TF32: both consumers reduce every stage, 64 of the output channels each (m64n64), and each writes
+//   its partials (grad_weight_hopper_plan.h says why the precisions differ).
+// grad_weight_reduce adds the partials up in split order.
 // TF32: the window is rounded to TF32 on its way into the A fragments; the gradient tile, which wgmma
 // reads from shared memory as TMA landed it, is rounded there (the tensor cores would otherwise drop the
 // low 13 mantissa bits: every product about 2^-11 smaller in magnitude, a bias aten's TF32 does not have)
@@ -39,7 +43,7 @@ struct GradWeightParams {
   int64_t l_blocks, tiles, tiles_per_split;
   int keys, c_tiles, o_tiles, tap_groups, taps_per_group;
   int bias_keys;  // groups * o_tiles
-  int stride, dilation, pad_left;
+  int stride, dilation, pad_left, kernel_size;
   int window_pitch, stages;
   uint32_t gradient_stage_bytes, input_stage_bytes, stage_bytes;
 };
@@ -53,15 +57,23 @@ struct GradWeightTraits {
   static constexpr int kSwizzleRowPositions = 128 / int(sizeof(Element));  // positions in a 128-byte row
   static constexpr int kGradientBoxes = GradWeightHopperPlan::kPositions / kSwizzleRowPositions;
   static constexpr int kStepsPerBox = kSwizzleRowPositions / kStepPositions;
-  static constexpr int kMaxTaps = GradWeightHopperPlan::kMaxTaps;
+  static constexpr HopperPrecision kPrecision =
+      kFloat ? HopperPrecision::kTF32 : (std::is_same_v<Element, __half> ? HopperPrecision::kFP16 : HopperPrecision::kBF16);
+  static constexpr bool kAlternate = GradWeightHopperPlan::consumers_alternate(kPrecision);
+  static constexpr int kMaxTaps = GradWeightHopperPlan::max_taps(kPrecision);
   static constexpr int kThreads = 384;
   // Producer warpgroup: the TMA thread and the pass warps (56: the pass spills at 40).
   static constexpr int kProducerRegisters = 56, kConsumerRegisters = 224;
   // setmaxnreg moves registers within the CTA's launch allocation only: 384 threads x 168 registers
   // (__launch_bounds__(384, 1); a raise beyond what the lowered warps freed blocks for ever).
   static_assert(128 * kProducerRegisters + 256 * kConsumerRegisters <= kThreads * 168, "the CTA's registers");
-  using Mma = std::conditional_t<kFloat, WgmmaTf32<64>,
-                                 std::conditional_t<std::is_same_v<Element, __half>, WgmmaFp16<64>, WgmmaBf16<64>>>;
+  // A consumer's output channels (wgmma N): all the CTA's with alternate stages, else half.
+  static constexpr int kN = kAlternate ? GradWeightHopperPlan::kOutChannels : GradWeightHopperPlan::kOutChannels / 2;
+  static constexpr int kAccumulators = kN / 2;  // floats a thread and tap
+  static constexpr int kConsumers = 2;
+  static constexpr int kStageReaderWarps = kAlternate ? 4 : 8;  // the warps that read a stage
+  using Mma = std::conditional_t<kFloat, WgmmaTf32<kN>,
+                                 std::conditional_t<std::is_same_v<Element, __half>, WgmmaFp16<kN>, WgmmaBf16<kN>>>;
 };
 
 // A K-major B operand in 128-byte swizzled rows (as TMA's SWIZZLE_128B lands them): 8-row groups 1024
@@ -166,6 +178,9 @@ __device__ __forceinline__ void pass_over_tile(uint8_t* gradient, int thread, bo
   if constexpr (Traits::kFloat) async_proxy_fence();
 }
 
+// Both consumer warpgroups (threads 128-383), on named barrier 1 (0 is __syncthreads').
+__device__ __forceinline__ void consumers_sync() { asm volatile("bar.sync 1, 256;\n" ::: "memory"); }
+
 template <class Traits>
 __global__ void __launch_bounds__(Traits::kThreads, 1)
     grad_weight_hopper_kernel(const __grid_constant__ CUtensorMap gradient_map,
@@ -191,7 +206,7 @@ __global__ void __launch_bounds__(Traits::kThreads, 1)
   if (threadIdx.x == 0) {
     for (int s = 0; s < p.stages; ++s) {
       barrier_init(shared_address(&bars[s]), 1);
-      barrier_init(shared_address(&bars[8 + s]), 8);  // every consumer warp releases what it read
+      barrier_init(shared_address(&bars[8 + s]), Traits::kStageReaderWarps);  // each releases what it read
       barrier_init(shared_address(&bars[16 + s]), kPassThreads);  // every pass thread, where a pass runs
     }
     barrier_init_fence();
@@ -252,17 +267,26 @@ __global__ void __launch_bounds__(Traits::kThreads, 1)
     return;
   }
   raise_register_limit<Traits::kConsumerRegisters>();
-  const int consumer = warpgroup - 1;  // output channels 64 * consumer .. + 63 of the CTA's 128
+  // Alternate stages: consumer c takes the CTA's tiles c, c + 2, ..., each the whole 64 x 128 tile, and
+  // the two add up their sums at the end. Else both take every tile, output channels 64 * c .. + 63.
+  const int consumer = warpgroup - 1;
+  constexpr int kTileStride = Traits::kAlternate ? Traits::kConsumers : 1;
   const int lane = threadIdx.x % 32;
-  const int taps = p.taps_per_group;
-  float acc[Traits::kMaxTaps][32];
+  // The key's taps: its tap group's, less those past the kernel (the last group may be short).
+  const int taps = min(p.taps_per_group, p.kernel_size - key.tap0);
+  float acc[Traits::kMaxTaps][Traits::kAccumulators];
 #pragma unroll
   for (int tau = 0; tau < Traits::kMaxTaps; ++tau)
 #pragma unroll
-    for (int i = 0; i < 32; ++i) acc[tau][i] = 0.f;
-  int stage = 0;
+    for (int i = 0; i < Traits::kAccumulators; ++i) acc[tau][i] = 0.f;
+  // Alternate stages: the ring position of the tile first_tile + consumer. The plan's stage count is then
+  // even, so that each stage serves one consumer only, which then waits on its uses in order (a parity
+  // wait passes on the phase before the one waited for too: with an odd count a consumer could pass a
+  // stage's wait while the other consumer's use of it was still in flight).
+  const int first = Traits::kAlternate ? consumer : 0;
+  int stage = first;
   uint32_t phase = 0;
-  for (int64_t tile = first_tile; tile < last_tile; ++tile) {
+  for (int64_t tile = first_tile + first; tile < last_tile; tile += kTileStride) {
     const GradWeightTile t = decode_gw_tile(p, tile);
     int shift;
     window_start<kVector>(t.l0 * p.stride - p.pad_left + int64_t(key.tap0) * p.dilation, shift);
@@ -271,17 +295,18 @@ __global__ void __launch_bounds__(Traits::kThreads, 1)
     __syncwarp();  // wgmma needs the warp converged
     const uint8_t* gradient = stages + size_t(stage) * p.stage_bytes;
     const uint8_t* window = gradient + p.gradient_stage_bytes;
-    const uint32_t b_rows = shared_address(gradient) + consumer * 64 * 128;
+    const uint32_t b_rows = shared_address(gradient) + (Traits::kAlternate ? 0 : consumer * Traits::kN * 128);
 #pragma unroll
     for (int j = 0; j < Traits::kSteps; ++j) {
-      const uint64_t b = swizzled_descriptor(b_rows + (j / Traits::kStepsPerBox) * (GradWeightHopperPlan::kOutChannels * 128) +
-                                             (j % Traits::kStepsPerBox) * 32);
+      const uint64_t b = swizzled_descriptor(
+          b_rows + (j / Traits::kStepsPerBox) * (GradWeightHopperPlan::kOutChannels * 128) +
+          (j % Traits::kStepsPerBox) * 32);
       uint32_t a[Traits::kMaxTaps][4];
 #pragma unroll
       for (int tau = 0; tau < Traits::kMaxTaps; ++tau) {
         if (tau < taps) {
-          load_gw_a<Traits>(a[tau], window, p.window_pitch, j * Traits::kStepPositions * p.stride + tau * p.dilation + shift,
-                            p.stride);
+          load_gw_a<Traits>(a[tau], window, p.window_pitch,
+                            j * Traits::kStepPositions * p.stride + tau * p.dilation + shift, p.stride);
         }
       }
       wgmma_fence();
@@ -294,23 +319,53 @@ __global__ void __launch_bounds__(Traits::kThreads, 1)
     }
     __syncwarp();
     if (lane == 0) barrier_arrive(shared_address(&bars[8 + stage]));
-    if (++stage == p.stages) stage = 0, phase ^= 1;
+    stage += kTileStride;  // stages >= 2, so one wrap at most
+    if (stage >= p.stages) stage -= p.stages, phase ^= 1;
   }
-  // d[4i + 2h + e] = (input channel 16 * warp + g + 8h, output channel 8i + 2t + e) of this consumer.
+  // Alternate stages: consumer 1 hands its sums to consumer 0 through shared memory (the stages are done
+  // with: every TMA load and pass was waited for by one of the two, and both have left their loops at the
+  // first sync), thread for thread; consumer 0 adds them to its own, in that order, and writes the partials.
+  [[maybe_unused]] float* exchange = reinterpret_cast<float*>(stages);
+  [[maybe_unused]] const int thread = threadIdx.x % 128;
+  if constexpr (Traits::kAlternate) {
+    consumers_sync();
+    if (consumer == 1) {
+#pragma unroll
+      for (int tau = 0; tau < Traits::kMaxTaps; ++tau) {
+        if (tau >= taps) break;
+#pragma unroll
+        for (int i = 0; i < Traits::kAccumulators; ++i) {
+          exchange[(tau * Traits::kAccumulators + i) * 128 + thread] = acc[tau][i];
+        }
+      }
+    }
+    consumers_sync();
+    if (consumer == 1) return;
+  }
+  // d[4i + 2h + e] = (input channel 16 * warp + g + 8h, output channel o0 + 8i + 2t + e), o0 = 0 with
+  // alternate stages, else 64 * consumer.
+  const int o0 = Traits::kAlternate ? 0 : consumer * Traits::kN;
   const int warp = (threadIdx.x / 32) % 4, g = lane / 4, tq = lane % 4;
-  float* partials = p.partials + (split * p.keys + key_index) * int64_t(taps) * GradWeightHopperPlan::kChannels *
-                                     GradWeightHopperPlan::kOutChannels;
+  const int64_t key_floats =
+      int64_t(p.taps_per_group) * GradWeightHopperPlan::kChannels * GradWeightHopperPlan::kOutChannels;
+  float* partials = p.partials + (split * p.keys + key_index) * key_floats;
 #pragma unroll
   for (int tau = 0; tau < Traits::kMaxTaps; ++tau) {
     if (tau >= taps) break;
 #pragma unroll
-    for (int i = 0; i < 8; ++i)
+    for (int i = 0; i < Traits::kAccumulators / 4; ++i)
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
-        const int c = 16 * warp + g + 8 * h, o = 64 * consumer + 8 * i + 2 * tq;
-        float2* out = reinterpret_cast<float2*>(
-            partials + (int64_t(tau) * GradWeightHopperPlan::kChannels + c) * GradWeightHopperPlan::kOutChannels + o);
-        *out = make_float2(acc[tau][4 * i + 2 * h], acc[tau][4 * i + 2 * h + 1]);
+        const int c = 16 * warp + g + 8 * h, o = o0 + 8 * i + 2 * tq, d = 4 * i + 2 * h;
+        float2 sums = make_float2(acc[tau][d], acc[tau][d + 1]);
+        if constexpr (Traits::kAlternate) {
+          const float* other = exchange + (tau * Traits::kAccumulators + d) * 128 + thread;
+          sums.x += other[0];
+          sums.y += other[128];
+        }
+        *reinterpret_cast<float2*>(partials +
+                                   (int64_t(tau) * GradWeightHopperPlan::kChannels + c) * GradWeightHopperPlan::kOutChannels + o) =
+            sums;
       }
   }
 #endif

@@ -21,7 +21,8 @@ void launch_grad_weight_hopper_instance(const GradWeightHopperPlan& plan, const 
                                         const Geometry& g) {
   using Traits = hopper::GradWeightTraits<Element>;
   TORCH_INTERNAL_ASSERT(plan.stages <= GradWeightHopperPlan::kMaxStages &&
-                        plan.taps_per_group <= GradWeightHopperPlan::kMaxTaps);
+                        plan.taps_per_group <= Traits::kMaxTaps &&
+                        GradWeightHopperPlan::consumers_alternate(plan.precision) == Traits::kAlternate);
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   const cudaDeviceProp* props = at::cuda::getCurrentDeviceProperties();
   const int64_t splits = grad_weight_hopper_splits(plan, props->multiProcessorCount);
@@ -52,6 +53,7 @@ void launch_grad_weight_hopper_instance(const GradWeightHopperPlan& plan, const 
   params.taps_per_group = plan.taps_per_group;
   params.stride = static_cast<int>(g.stride);
   params.dilation = static_cast<int>(g.dilation);
+  params.kernel_size = static_cast<int>(g.kernel_size);
   params.pad_left = static_cast<int>(g.pad_left);
   params.window_pitch = plan.window_pitch;
   params.stages = plan.stages;

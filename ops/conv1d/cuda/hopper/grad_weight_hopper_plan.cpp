@@ -48,7 +48,7 @@ std::optional<GradWeightHopperPlan> plan_grad_weight_hopper(const Geometry& g, c
   }
   // As many taps a CTA as the window holds: 64 positions, the taps' reach, up to a vector of alignment.
   const int64_t reach = (GradWeightHopperPlan::kPositions - 1) * g.stride + 1 + (vector - 1);
-  int64_t taps = std::min<int64_t>(g.kernel_size, GradWeightHopperPlan::kMaxTaps);
+  int64_t taps = std::min<int64_t>(g.kernel_size, GradWeightHopperPlan::max_taps(plan.precision));
   while (taps > 1 && window_pitch_for(reach + (taps - 1) * g.dilation, element_size) > kMaxBoxPositions) --taps;
   plan.window_pitch = window_pitch_for(reach + (taps - 1) * g.dilation, element_size);
   if (plan.window_pitch > kMaxBoxPositions) return std::nullopt;
@@ -65,12 +65,19 @@ std::optional<GradWeightHopperPlan> plan_grad_weight_hopper(const Geometry& g, c
   plan.gradient_stage_bytes = int64_t(GradWeightHopperPlan::kOutChannels) * GradWeightHopperPlan::kPositions * element_size;
   plan.input_stage_bytes = int64_t(GradWeightHopperPlan::kChannels) * plan.window_pitch * element_size;
   plan.stage_bytes = ceil_div(plan.gradient_stage_bytes + plan.input_stage_bytes, 1024) * 1024;
-  const int64_t stages = std::min<int64_t>(GradWeightHopperPlan::kMaxStages,
-                                           (kHopperSharedBytes - 2 * kBarrierBytes) / plan.stage_bytes);
+  int64_t stages = std::min<int64_t>(GradWeightHopperPlan::kMaxStages,
+                                     (kHopperSharedBytes - 2 * kBarrierBytes) / plan.stage_bytes);
+  const bool alternate = GradWeightHopperPlan::consumers_alternate(plan.precision);
+  if (alternate) stages -= stages % 2;  // even: each consumer always takes the same stages
   if (stages < 2) return std::nullopt;
   plan.stages = static_cast<int>(stages);
-  // The barriers' kilobyte, then up to a kilobyte to align the first stage.
-  plan.shared_bytes = 2 * kBarrierBytes + plan.stages * plan.stage_bytes;
+  // The barriers' kilobyte, then up to a kilobyte to align the first stage; with alternate stages, at the
+  // end the stages' room carries one consumer's sums to the other (taps x 64 x 128 floats).
+  const int64_t exchange_bytes =
+      alternate ? taps * int64_t(GradWeightHopperPlan::kChannels) * GradWeightHopperPlan::kOutChannels * int64_t(sizeof(float))
+                : 0;
+  plan.shared_bytes = 2 * kBarrierBytes + std::max(plan.stages * plan.stage_bytes, exchange_bytes);
+  if (plan.shared_bytes > kHopperSharedBytes) return std::nullopt;
   return plan;
 }
 

@@ -3,8 +3,15 @@
 // out. Plain C++, so that the backward dispatch table and the kernel query can ask it in any build.
 //
 // dW[o, c, k] = sum over (n, l) of gy[n, o, l] * x[n, c, l * s + k * d - p]. GEMM view: M = input
-// channels (64 a CTA), N = output channels (128 a CTA, 64 per consumer warpgroup), the reduction K =
-// output positions, one accumulator set per tap (up to 4 taps a CTA). Both operands are K-major in
+// channels (64 a CTA), N = output channels (128 a CTA), the reduction K = output positions, one
+// accumulator set per tap. How the two consumer warpgroups share a stage depends on the precision:
+// - 16-bit: they take alternate stages, each the whole 64 x 128 tile (m64n128: the A fragments gathered
+//   once a stage), and add up their sums at the end; 64 accumulators a tap, up to 2 taps a CTA.
+// - TF32: both reduce every stage, 64 output channels each (m64n64); 32 accumulators a tap, up to 4 taps
+//   a CTA. (Alternate stages measured slower in TF32 on the H200: headline 1.42 -> 1.72 ms, wide
+//   channels 1.47 -> 1.70, where 16-bit gained: wide channels 752 -> 673 us, pointwise 143 -> 83, long
+//   kernel 445 -> 343.)
+// Both operands are K-major in
 // (N, C, L): the gradient tile (B, from shared memory through a 128-byte swizzled descriptor) as TMA
 // lands it (float32: rounded to TF32 in place first), the input window (A, from registers) read at each
 // tap's shift, as the forward reads it.
@@ -24,12 +31,15 @@ namespace custom_ops::conv1d::cuda {
 
 struct GradWeightHopperPlan {
   static constexpr int kChannels = 64;     // input channels a CTA (wgmma M)
-  static constexpr int kOutChannels = 128;  // output channels a CTA, 64 per consumer (wgmma N)
+  static constexpr int kOutChannels = 128;  // output channels a CTA
   static constexpr int kPositions = 64;    // output positions a pipeline stage reduces
-  static constexpr int kMaxTaps = 4;       // accumulator sets a consumer holds
   static constexpr int kMaxStages = 8;     // pipeline stages (the kernel's barriers: full, empty and rounded each)
+  // The consumers take alternate stages (16-bit) or share every stage (TF32); see above.
+  static constexpr bool consumers_alternate(HopperPrecision precision) { return precision != HopperPrecision::kTF32; }
+  // Accumulator sets a consumer holds: 256 floats a thread.
+  static constexpr int max_taps(HopperPrecision precision) { return consumers_alternate(precision) ? 2 : 4; }
   HopperPrecision precision;
-  int taps_per_group;  // taps a CTA reduces (<= kMaxTaps)
+  int taps_per_group;  // taps a CTA reduces (<= max_taps(precision))
   int tap_groups, c_tiles, o_tiles;
   int64_t keys;       // groups x c_tiles x o_tiles x tap_groups
   int window_pitch;   // input positions a stage holds per channel (the TMA box)
