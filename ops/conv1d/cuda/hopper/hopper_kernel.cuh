@@ -22,8 +22,8 @@
 //     plain-store the ends. Issuing the copies stalls the issuing warp until the copy engine takes them
 //     (NOTES h6-h9); in warps of their own that wait overlaps the consumers' next main loop. Rows that
 //     do not start on 32-byte boundaries, where a row holds a tile and the plan says so (not in 3xTF32),
-//     take tiles of one row that overlap by a line instead (hopper_row_tiles.h): each stores whole lines, one copy of whole sectors a row,
-//     and only a row's first and last tile have ends.
+//     take tiles of one row that overlap by a line instead (hopper_row_tiles.h): each stores whole
+//     lines, one copy of whole sectors a row, and only a row's first and last tile have ends.
 // The grid is persistent: CTA b takes tiles b, b + gridDim.x, ..., ordered so that consecutive tiles
 // share their weights. Full/empty mbarriers order the stages, staged/sent mbarriers the staging slots;
 // the producer, the consumers and the storers walk the same tile sequence, so no other coordination is
