@@ -217,7 +217,7 @@ __global__ void __launch_bounds__(Traits::kThreads, 1)
     lower_register_limit<Traits::kProducerRegisters>();
     if (threadIdx.x >= 32) {
       if (!pass) return;
-      // The pass warps: the same stage sequence as the consumers.
+      // The pass warps: the producer's stage sequence (every tile).
       const int thread = threadIdx.x - 32;
       float half_sums[3] = {0.f, 0.f, 0.f};
       int stage = 0;

@@ -33,7 +33,7 @@ struct GradWeightHopperPlan {
   static constexpr int kChannels = 64;     // input channels a CTA (wgmma M)
   static constexpr int kOutChannels = 128;  // output channels a CTA
   static constexpr int kPositions = 64;    // output positions a pipeline stage reduces
-  static constexpr int kMaxStages = 8;     // pipeline stages (the kernel's barriers: full, empty and rounded each)
+  static constexpr int kMaxStages = 8;     // pipeline stages (the kernel's barriers: full, empty and passed each)
   // The consumers take alternate stages (16-bit) or share every stage (TF32); see above.
   static constexpr bool consumers_alternate(HopperPrecision precision) { return precision != HopperPrecision::kTF32; }
   // Accumulator sets a consumer holds: 256 floats a thread.
