@@ -1,7 +1,7 @@
 // interleave_phases (conv1d_interleave.h). A block writes kItems x blockDim.x consecutive positions of
 // grad_input's rows (a row at a time, the same positions of every row it takes); each thread reads its
-// positions' elements from their phases, whose reads are contiguous across the warp phase by phase. The element is moved as raw bytes of its size: the kernel
-// is the same for every dtype of that size.
+// positions' elements from their phases, whose reads are contiguous across the warp phase by phase. The
+// element is moved as raw bytes of its size: the kernel is the same for every dtype of that size.
 
 #include "ops/conv1d/cuda/conv1d_interleave.h"
 

@@ -25,10 +25,8 @@ void launch_grad_weight_hopper_instance(const GradWeightHopperPlan& plan, const 
                         GradWeightHopperPlan::consumers_alternate(plan.precision) == Traits::kAlternate);
   // Alternate stages: each stage always serves one consumer, and the stages' room carries one consumer's
   // sums to the other at the end (grad_weight_hopper_plan.cpp).
-  TORCH_INTERNAL_ASSERT(!Traits::kAlternate ||
-                        (plan.stages % 2 == 0 &&
-                         plan.shared_bytes - 2048 >= int64_t(plan.taps_per_group) * GradWeightHopperPlan::kChannels *
-                                                         GradWeightHopperPlan::kOutChannels * int64_t(sizeof(float))));
+  TORCH_INTERNAL_ASSERT(!Traits::kAlternate || (plan.stages % 2 == 0 && plan.exchange_bytes > 0 &&
+                                                 plan.shared_bytes - 2048 >= plan.exchange_bytes));
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   const cudaDeviceProp* props = at::cuda::getCurrentDeviceProperties();
   const int64_t splits = grad_weight_hopper_splits(plan, props->multiProcessorCount);

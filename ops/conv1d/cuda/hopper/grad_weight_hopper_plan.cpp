@@ -73,10 +73,10 @@ std::optional<GradWeightHopperPlan> plan_grad_weight_hopper(const Geometry& g, c
   plan.stages = static_cast<int>(stages);
   // The barriers' kilobyte, then up to a kilobyte to align the first stage; with alternate stages, at the
   // end the stages' room carries one consumer's sums to the other (taps x 64 x 128 floats).
-  const int64_t exchange_bytes =
+  plan.exchange_bytes =
       alternate ? taps * int64_t(GradWeightHopperPlan::kChannels) * GradWeightHopperPlan::kOutChannels * int64_t(sizeof(float))
                 : 0;
-  plan.shared_bytes = 2 * kBarrierBytes + std::max(plan.stages * plan.stage_bytes, exchange_bytes);
+  plan.shared_bytes = 2 * kBarrierBytes + std::max(plan.stages * plan.stage_bytes, plan.exchange_bytes);
   if (plan.shared_bytes > kHopperSharedBytes) return std::nullopt;
   return plan;
 }

@@ -47,6 +47,9 @@ struct GradWeightHopperPlan {
   int64_t l_blocks;   // 64-position blocks per row of grad_output
   int64_t tiles;      // batch x l_blocks
   int64_t gradient_stage_bytes, input_stage_bytes, stage_bytes, shared_bytes;
+  // Alternate stages: the room at the stages' place that carries one consumer's sums to the other at the
+  // end (taps_per_group x 64 x 128 floats); 0 otherwise.
+  int64_t exchange_bytes;
 };
 
 // The plan, or nothing where the kernel does not take the shape: float32 with TF32 allowed, float16,
