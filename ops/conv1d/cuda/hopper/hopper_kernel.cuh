@@ -32,6 +32,7 @@
 #include "ops/conv1d/cuda/hopper/conv1d_hopper_plan.h"
 #include "ops/conv1d/cuda/hopper/hopper_ptx.cuh"
 #include "ops/conv1d/cuda/hopper/hopper_row_tiles.h"
+#include "ops/conv1d/cuda/hopper/hopper_timeline.cuh"
 #include "ops/conv1d/cuda/hopper/hopper_wgmma.cuh"
 #include "ops/conv1d/cuda/hopper/hopper_window.cuh"
 
@@ -244,8 +245,10 @@ __device__ __forceinline__ void produce(const HopperParams& p, const CUtensorMap
   int stage = 0;
   uint32_t phase = 0, weight_loads = 0;
   int64_t loaded_key = -1;
+  Timeline timeline;
   prefetch_tensor_map(input_map);
   for (int64_t tile = blockIdx.x; tile < p.total_tiles; tile += gridDim.x) {
+    timeline.stamp(TimelineEvent::kTileStart);
     const TileCoordinates c = decode_tile<Traits::kTileN, kPositions>(p, tile);
     if (p.resident_weights && c.key != loaded_key) {
       if (weight_loads > 0) barrier_wait(shared_address(&bars[kWeightsEmpty]), (weight_loads - 1) & 1);
@@ -259,7 +262,9 @@ __device__ __forceinline__ void produce(const HopperParams& p, const CUtensorMap
     for (int chunk = 0; chunk < p.chunks; ++chunk) {
       for (int tap_group = 0; tap_group < p.tap_groups; ++tap_group) {
         const uint32_t full = shared_address(&bars[stage]);
+        timeline.stamp(TimelineEvent::kStageWait);
         barrier_wait(shared_address(&bars[kMaxStages + stage]), phase ^ 1);
+        timeline.stamp(TimelineEvent::kStageReady);
         barrier_arrive_expect_bytes(full, p.input_stage_bytes + (p.resident_weights ? 0 : p.weight_stage_bytes));
 #pragma unroll
         for (int w = 0; w < 2; ++w) {
@@ -332,8 +337,10 @@ __device__ __forceinline__ void consume(const HopperParams& p, const SharedLayou
   int stage = 0;
   uint32_t phase = 0, weight_loads = 0, staged_rounds = 0;
   int64_t current_key = -1;
+  Timeline timeline;
   for (int64_t tile = blockIdx.x; tile < p.total_tiles; tile += gridDim.x) {
     __syncwarp();  // the last epilogue's per-lane branches may have diverged the warp; wgmma needs it converged
+    timeline.stamp(TimelineEvent::kTileStart);
     const TileCoordinates c = decode_tile<kTileN, kPositions>(p, tile);
     if (p.resident_weights && c.key != current_key) {
       if (current_key >= 0 && lane == 0) barrier_arrive(shared_address(&bars[kWeightsEmpty]));
@@ -351,7 +358,9 @@ __device__ __forceinline__ void consume(const HopperParams& p, const SharedLayou
     int accumulate = 0;  // the tile's first wgmma overwrites the accumulators
     for (int chunk = 0; chunk < p.chunks; ++chunk) {
       for (int tap_group = 0; tap_group < p.tap_groups; ++tap_group) {
+        timeline.stamp(TimelineEvent::kStageWait);
         barrier_wait(shared_address(&bars[stage]), phase);
+        timeline.stamp(TimelineEvent::kStageReady);
         __syncwarp();  // the spin may release lanes at different times; wgmma needs the warp converged
         const uint8_t* window = smem.input(p, stage, consumer);
         const uint32_t weights =
@@ -395,7 +404,9 @@ __device__ __forceinline__ void consume(const HopperParams& p, const SharedLayou
                 Mma::run(partial[m], hi[j][m], b_descriptor(0, tap, j), 1);
               }
             wgmma_commit();
+            timeline.stamp(TimelineEvent::kTapLoaded);
             wgmma_wait<0>();
+            timeline.stamp(TimelineEvent::kTapDone);
             // The tensor cores' float32 sums truncate; folding each tap's products into `acc` with a
             // correctly rounded add keeps long reductions at float32 accuracy.
 #pragma unroll
@@ -416,7 +427,9 @@ __device__ __forceinline__ void consume(const HopperParams& p, const SharedLayou
 #pragma unroll
               for (int m = 0; m < kMTiles; ++m) Mma::run(acc[m], a[j][m], b_descriptor(0, tap, j), accumulate | j);
             wgmma_commit();
+            timeline.stamp(TimelineEvent::kTapLoaded);
             wgmma_wait<0>();
+            timeline.stamp(TimelineEvent::kTapDone);
             accumulate = 1;
           }
         }
@@ -430,6 +443,7 @@ __device__ __forceinline__ void consume(const HopperParams& p, const SharedLayou
     // and converting on the way; d[4i + 2h + e] of 64-position tile m is position
     // 64m + 16 * warp + g + 8h, channel 8i + 2t + e. A consumer without a sub-tile (the last tile of an
     // odd count) writes nothing but keeps the slots' count.
+    timeline.stamp(TimelineEvent::kEpilogueStart);
     using Staging = EpilogueStaging<Traits>;
     const SubTileOutput<Traits> sub(p, c, consumer);
     const int part = part_start<Staging>(consumer, neighbours<kPositions>(c)) + warp * 16 + g;
@@ -446,10 +460,12 @@ __device__ __forceinline__ void consume(const HopperParams& p, const SharedLayou
         }
       const uint32_t use = staged_rounds++;
       const int slot = static_cast<int>(use % p.staging_slots);
+      timeline.stamp(TimelineEvent::kSlotWait);
       // The storers' copies of the round this slot held `staging_slots` rounds ago have read it.
       if (use >= uint32_t(p.staging_slots)) {
         barrier_wait(shared_address(&bars[sent_barrier(slot)]), (use / p.staging_slots - 1) & 1);
       }
+      timeline.stamp(TimelineEvent::kSlotReady);
       uint8_t* staging = smem.staging(p, slot, Staging::kSlotBytes);
       if (sub.valid) {
 #pragma unroll
@@ -470,6 +486,7 @@ __device__ __forceinline__ void consume(const HopperParams& p, const SharedLayou
         async_proxy_fence();  // the copy engine reads what these ordinary stores wrote
       }
       barrier_arrive(shared_address(&bars[staged_barrier(slot)]));
+      timeline.stamp(TimelineEvent::kRoundStaged);
     }
   }
 }
@@ -492,14 +509,17 @@ __device__ __forceinline__ void send_staged(const HopperParams& p, const SharedL
   const int lane = threadIdx.x % 32;
   uint32_t sent_rounds = 0;
   int held_slot = -1;  // the slot of the latest committed copies, not released yet
+  Timeline timeline;
   auto release_held = [&] {
     if (held_slot >= 0) {
       if (lane == 0) bulk_wait_read<0>();
       barrier_arrive(shared_address(&bars[sent_barrier(held_slot)]));
+      timeline.stamp(TimelineEvent::kSlotReleased);
     }
     held_slot = -1;
   };
   for (int64_t tile = blockIdx.x; tile < p.total_tiles; tile += gridDim.x) {
+    timeline.stamp(TimelineEvent::kTileStart);
     const TileCoordinates c = decode_tile<Traits::kTileN, kPositions>(p, tile);
     const SubTileOutput<Traits> sub0(p, c, 0), sub1(p, c, 1);
     const bool joined = neighbours<kPositions>(c);
@@ -512,8 +532,10 @@ __device__ __forceinline__ void send_staged(const HopperParams& p, const SharedL
       const uint32_t staged = shared_address(&bars[staged_barrier(slot)]), parity = (use / p.staging_slots) & 1;
       int ready = 0;
       if (lane == 0) ready = barrier_test(staged, parity);
+      timeline.stamp(TimelineEvent::kSlotWait);
       if (!__shfl_sync(0xffffffffu, ready, 0)) release_held();
       barrier_wait(staged, parity);  // every lane acquires the round's writes (at once where it is ready)
+      timeline.stamp(TimelineEvent::kSlotReady);
       const uint8_t* staging = smem.staging(p, slot, Staging::kSlotBytes);
 #pragma unroll
       for (int row0 = storer * kRows; row0 < (storer + 1) * kRows; row0 += 32) {
@@ -560,7 +582,11 @@ __device__ __forceinline__ void send_staged(const HopperParams& p, const SharedL
         bulk_commit();
         if (held_slot >= 0) bulk_wait_read<1>();  // the held slot's copies, all but the ones just committed
       }
-      if (held_slot >= 0) barrier_arrive(shared_address(&bars[sent_barrier(held_slot)]));
+      timeline.stamp(TimelineEvent::kRoundStaged);
+      if (held_slot >= 0) {
+        barrier_arrive(shared_address(&bars[sent_barrier(held_slot)]));
+        timeline.stamp(TimelineEvent::kSlotReleased);
+      }
       held_slot = slot;
     }
   }

@@ -90,8 +90,10 @@ void launch_hopper_instance(const HopperPlan& plan, const at::Tensor& input, con
   resident_blocks_per_sm(reinterpret_cast<const void*>(kernel), Traits::kThreads, plan.shared_bytes);
   const int64_t grid = std::min<int64_t>(params.total_tiles, props->multiProcessorCount);
   const CUtensorMap input_map = hopper::encode_input_map(input, g, plan);
+  hopper::timeline_reset(stream);
   kernel<<<static_cast<unsigned>(grid), Traits::kThreads, plan.shared_bytes, stream>>>(input_map, params);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
+  hopper::timeline_dump(stream);
 }
 
 // The tile shapes a plan can name, for one precision.
