@@ -1,39 +1,62 @@
 #!/usr/bin/env bash
-# A kernel change measured against main in one device call: this tree (A) and a copy of it with PATCH
-# applied (B) are built side by side (half the cores each), B's smoke test and the tests that cover the
-# change run first (a hang or a wrong result stops the call), then the headline benchmarks of A and B on
-# the same machine, one after the other. Logs and tables under $OUT.
+# Kernel changes measured against this tree in one device call: this tree (A) and, per PATCH, a copy of
+# it with that patch applied (B1, B2, ...; cumulative variants are separate patches) are built side by
+# side (the cores shared out), each B's smoke test and the tests that cover the change run first (a hang
+# or a wrong result stops the call), then the headline benchmarks of the Bs and of A on the same
+# machine, one after the other. Logs and tables under $OUT.
 #
-#   run: TORCH_CUDA_ARCH_LIST=9.0a scripts/gpu-ab.sh bench/patches/NAME.patch [forward|backward|both]
-#   env: AB_TESTS   pytest paths for B (default: the Hopper forward and backward tests, the backward table)
-#        AB_SUITE   benchmark suite (default: headline)
+#   run: TORCH_CUDA_ARCH_LIST=9.0a scripts/gpu-ab.sh bench/patches/NAME.patch [NAME2.patch ...] [forward|backward|both]
+#   env: AB_TESTS    pytest paths for each B (default: the Hopper forward and backward tests, the backward table)
+#        AB_SUITE    benchmark suite (default: headline)
+#        AB_DRY_RUN  1: copy the tree and apply the patches, nothing else (checks on any machine that they apply)
 set -uo pipefail
-patch_file=$(realpath "${1:?usage: scripts/gpu-ab.sh PATCH [forward|backward|both]}")
-which=${2:-both}
+which=both
+patches=()
+for argument in "$@"; do
+  case "$argument" in
+    forward | backward | both) which=$argument ;;
+    *) patches+=("$(realpath "$argument")") ;;
+  esac
+done
+[ ${#patches[@]} -gt 0 ] || { echo "usage: scripts/gpu-ab.sh PATCH... [forward|backward|both]"; exit 2; }
 root=$PWD
 source scripts/gpu-env.sh
-copy="$root/build-ab/patched"
-rm -rf "$copy" && mkdir -p "$copy"
-# The tree without build folders; .deps (GoogleTest) is shared by a link.
-tar --exclude=./build --exclude='./build-*' --exclude=./.deps -cf - . | tar -xf - -C "$copy"
-ln -sfn "$root/.deps" "$copy/.deps"
-(cd "$copy" && { git apply "$patch_file" 2>/dev/null || patch -p1 -s < "$patch_file"; }) ||
-  { echo "[ab] $patch_file does not apply"; exit 1; }
-echo "[ab] A = this tree, B = this tree + $patch_file"
-half=$(( $(nproc) / 2 ))
-(BUILD_JOBS=$half scripts/build.sh > "$OUT/build-a.log" 2>&1; echo "[ab] build A rc=$?") &
-(cd "$copy" && BUILD_JOBS=$half scripts/build.sh > "$OUT/build-b.log" 2>&1; echo "[ab] build B rc=$?")
-wait
-grep -hE "error|ptxas.*(spill|C751[0-8]|C752)" "$OUT/build-b.log" | grep -v " 0 bytes spill" | sort | uniq -c | head -10
-[ -f "$copy/$BUILD_DIR/libcustom_ops.so" ] && [ -f "$BUILD_DIR/libcustom_ops.so" ] || { echo "[ab] a build failed"; exit 1; }
+copies=()
+for i in "${!patches[@]}"; do
+  copy="$root/build-ab/b$((i + 1))"
+  rm -rf "$copy" && mkdir -p "$copy"
+  # The tree without build folders; .deps (GoogleTest) is shared by a link.
+  tar --exclude=./build --exclude='./build-*' --exclude=./.deps -cf - . | tar -xf - -C "$copy"
+  ln -sfn "$root/.deps" "$copy/.deps"
+  (cd "$copy" && { git apply "${patches[$i]}" 2>/dev/null || patch -p1 -s < "${patches[$i]}"; }) ||
+    { echo "[ab] ${patches[$i]} does not apply"; exit 1; }
+  echo "[ab] A = this tree, B$((i + 1)) = this tree + ${patches[$i]}"
+  copies+=("$copy")
+done
+[ "${AB_DRY_RUN:-0}" = 1 ] && { echo "[ab] dry run: the patches apply"; exit 0; }
 
-cd "$copy" && source scripts/env.sh
-timeout 60 "$PYTHON" bench/hopper_smoke.py > "$OUT/smoke-b.log" 2>&1; smoke_rc=$?
-tail -4 "$OUT/smoke-b.log"
-[ "$smoke_rc" -eq 0 ] || { echo "[ab] B's smoke test failed or hung: stop"; exit 1; }
-timeout 240 "$PYTHON" -m pytest -q -p no:cacheprovider -x --tb=short \
-  ${AB_TESTS:-tests/python/test_hopper.py tests/python/test_hopper_backward.py tests/python/test_backward_dispatch.py} 2>&1 | tail -6
-[ "${PIPESTATUS[0]}" -eq 0 ] || { echo "[ab] B's tests failed: stop"; exit 1; }
+jobs=$(( $(nproc) / (${#copies[@]} + 1) ))
+[ "$jobs" -ge 1 ] || jobs=1
+(BUILD_JOBS=$jobs scripts/build.sh > "$OUT/build-a.log" 2>&1; echo "[ab] build A rc=$?") &
+for i in "${!copies[@]}"; do
+  (cd "${copies[$i]}" && BUILD_JOBS=$jobs scripts/build.sh > "$OUT/build-b$((i + 1)).log" 2>&1
+   echo "[ab] build B$((i + 1)) rc=$?") &
+done
+wait
+[ -f "$BUILD_DIR/libcustom_ops.so" ] || { echo "[ab] build A failed"; exit 1; }
+for i in "${!copies[@]}"; do
+  b="B$((i + 1))"
+  grep -hE "error|ptxas.*(spill|C751[0-8]|C752)" "$OUT/build-b$((i + 1)).log" | grep -v " 0 bytes spill" | sort | uniq -c | head -10
+  [ -f "${copies[$i]}/$BUILD_DIR/libcustom_ops.so" ] || { echo "[ab] build $b failed"; exit 1; }
+  (cd "${copies[$i]}" && source scripts/env.sh &&
+    timeout 60 "$PYTHON" bench/hopper_smoke.py > "$OUT/smoke-$b.log" 2>&1) ||
+    { tail -4 "$OUT/smoke-$b.log"; echo "[ab] $b's smoke test failed or hung: stop"; exit 1; }
+  (cd "${copies[$i]}" && source scripts/env.sh &&
+    timeout 240 "$PYTHON" -m pytest -q -p no:cacheprovider -x --tb=short \
+      ${AB_TESTS:-tests/python/test_hopper.py tests/python/test_hopper_backward.py tests/python/test_backward_dispatch.py} \
+      > "$OUT/tests-$b.log" 2>&1) || { tail -6 "$OUT/tests-$b.log"; echo "[ab] $b's tests failed: stop"; exit 1; }
+  echo "[ab] $b: smoke and tests passed ($(tail -1 "$OUT/tests-$b.log"))"
+done
 
 bench() {  # bench LABEL DIR
   (cd "$2" && source scripts/env.sh &&
@@ -48,5 +71,5 @@ bench() {  # bench LABEL DIR
       echo "backward, $1:"; grep "^|" "$OUT/backward-$1.md" | cut -d'|' -f2-6,9
     fi)
 }
-bench B "$copy"
+for (( i = ${#copies[@]} - 1; i >= 0; i-- )); do bench "B$((i + 1))" "${copies[$i]}"; done
 bench A "$root"
