@@ -20,7 +20,7 @@ enum class TimelineEvent : uint32_t {
   kTileStart = 1,    // a role begins a tile (all roles)
   kStageWait,        // producer: waits for an empty stage; consumer: for a full one
   kStageReady,       // the wait above is over
-  kTapLoaded,        // consumer: a tap's A fragments are in registers
+  kTapLoaded,        // consumer: a tap's wgmma group is issued (its A fragments loaded)
   kTapDone,          // consumer: the tap's wgmmas have completed
   kEpilogueStart,    // consumer: after the main loop's last stage
   kSlotWait,         // consumer: waits for a staging slot; storer: for a staged round
@@ -54,6 +54,7 @@ struct Timeline {
 };
 
 inline void timeline_reset(cudaStream_t stream) {
+  if (std::getenv("CUSTOM_OPS_HOPPER_TIMELINE_FILE") == nullptr) return;
   void* events = nullptr;
   cudaGetSymbolAddress(&events, timeline_events);
   cudaMemsetAsync(events, 0, sizeof(timeline_events), stream);
