@@ -6,7 +6,10 @@
 # machine, one after the other. Logs and tables under $OUT.
 #
 #   run: TORCH_CUDA_ARCH_LIST=9.0a scripts/gpu-ab.sh bench/patches/NAME.patch [NAME2.patch ...] [forward|backward|both]
-#   env: AB_TESTS    pytest paths for each B (default: the Hopper forward and backward tests, the backward table)
+#   env: AB_TESTS    pytest paths for the Bs (default: the Hopper forward and backward tests, the backward table)
+#        AB_TEST_EACH 1: run them for every B; by default only for the last (cumulative patches: the last holds
+#                    the others' code; every B still runs the smoke test), which keeps a call of three
+#                    patches inside the device's 10 minutes
 #        AB_SUITE    benchmark suite (default: headline)
 #        AB_DRY_RUN  1: copy the tree and apply the patches, nothing else (checks on any machine that they apply)
 set -uo pipefail
@@ -51,6 +54,10 @@ for i in "${!copies[@]}"; do
   (cd "${copies[$i]}" && source scripts/env.sh &&
     timeout 60 "$PYTHON" bench/hopper_smoke.py > "$OUT/smoke-$b.log" 2>&1) ||
     { tail -4 "$OUT/smoke-$b.log"; echo "[ab] $b's smoke test failed or hung: stop"; exit 1; }
+  if [ "${AB_TEST_EACH:-0}" != 1 ] && [ "$i" -lt $(( ${#copies[@]} - 1 )) ]; then
+    echo "[ab] $b: smoke test passed"
+    continue
+  fi
   (cd "${copies[$i]}" && source scripts/env.sh &&
     timeout 240 "$PYTHON" -m pytest -q -p no:cacheprovider -x --tb=short \
       ${AB_TESTS:-tests/python/test_hopper.py tests/python/test_hopper_backward.py tests/python/test_backward_dispatch.py} \
