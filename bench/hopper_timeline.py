@@ -10,6 +10,7 @@ over the steady state (the first tiles skipped), per tile, and as a share of the
 import argparse
 import collections
 import os
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -18,6 +19,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "python"))
 import custom_ops  # noqa: E402
+from bench_conv1d import time_calls  # noqa: E402
 
 EVENTS = {1: "tile start", 2: "stage wait", 3: "stage ready", 4: "tap issued", 5: "tap done",
           6: "epilogue start", 7: "slot wait", 8: "slot ready", 9: "round staged/sent", 10: "slot released"}
@@ -66,22 +68,17 @@ def main():
     x = torch.randn(n, c, length, device="cuda", dtype=dtype)
     w = torch.randn(o, c, k, device="cuda", dtype=dtype)
     b = torch.randn(o, device="cuda", dtype=dtype) if args.bias else None
+
     def call():
         return torch.ops.custom.conv1d(x, w, b, [1], [0], [1], 1)
 
-    times = []
-    for _ in range(10):  # timed without the dump (no file named: no synchronisation in the launch)
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        call()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
+    # Timed before a file is named: the launches stamp but neither clear, copy back nor synchronise.
+    times = time_calls(call, 10)
     path = args.raw or os.path.join(tempfile.mkdtemp(), "timeline.txt")
     os.environ["CUSTOM_OPS_HOPPER_TIMELINE_FILE"] = path
     call()
     torch.cuda.synchronize()
-    print(f"call {sorted(times)[len(times) // 2]:.3f} ms (median of 10, stamps on)")
+    print(f"call {statistics.median(times):.3f} ms (median of 10, the stamping build)")
     lines = Path(path).read_text().split("\n")
     lines = [line for line in lines if line.strip()]
     if not lines:

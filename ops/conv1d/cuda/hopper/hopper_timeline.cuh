@@ -6,6 +6,8 @@
 // the file that CUSTOM_OPS_HOPPER_TIMELINE_FILE names where it is set (the launch then synchronises).
 // bench/hopper_timeline.py runs a shape and sums the time between consecutive events by role.
 
+#include <c10/cuda/CUDAException.h>
+
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -56,18 +58,18 @@ struct Timeline {
 inline void timeline_reset(cudaStream_t stream) {
   if (std::getenv("CUSTOM_OPS_HOPPER_TIMELINE_FILE") == nullptr) return;
   void* events = nullptr;
-  cudaGetSymbolAddress(&events, timeline_events);
-  cudaMemsetAsync(events, 0, sizeof(timeline_events), stream);
+  C10_CUDA_CHECK(cudaGetSymbolAddress(&events, timeline_events));
+  C10_CUDA_CHECK(cudaMemsetAsync(events, 0, sizeof(timeline_events), stream));
 }
 
 inline void timeline_dump(cudaStream_t stream) {
   const char* path = std::getenv("CUSTOM_OPS_HOPPER_TIMELINE_FILE");
   if (path == nullptr) return;
-  cudaStreamSynchronize(stream);
+  C10_CUDA_CHECK(cudaStreamSynchronize(stream));
   static unsigned long long events[kTimelineRecorders][kTimelineEvents];
-  cudaMemcpyFromSymbol(events, timeline_events, sizeof(events));
+  C10_CUDA_CHECK(cudaMemcpyFromSymbol(events, timeline_events, sizeof(events)));
   FILE* file = std::fopen(path, "w");
-  if (file == nullptr) return;
+  TORCH_CHECK(file != nullptr, "custom::conv1d: cannot write the Hopper timeline to ", path);
   for (int r = 0; r < kTimelineRecorders; ++r)
     for (int i = 0; i < kTimelineEvents && events[r][i] != 0; ++i)
       std::fprintf(file, "%d %u %llu\n", r, unsigned(events[r][i] & 0xff), events[r][i] >> 8);
