@@ -7,7 +7,7 @@ at start: no kernel that reads its input once and writes its output once beats i
 GPU time of cuDNN's longest kernel in one F.conv1d call (torch.profiler): its compute kernel alone,
 without the layout transposes and bias passes around it.
 
-    python bench/bench_conv1d.py [--suite headline|quick|full] [--repeats 20] [--markdown FILE]
+    python bench/bench_conv1d.py [--suite headline|quick|full] [--only NAME ...] [--repeats 20] [--markdown FILE]
 """
 import argparse
 import statistics
@@ -130,6 +130,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--suite", default="quick", choices=sorted(SHAPES))
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--only", nargs="+", default=None, help="shape names (substrings) of the suite to run")
     parser.add_argument("--markdown", type=Path)
     args = parser.parse_args()
     custom_ops.load_library()
@@ -139,7 +140,8 @@ def main():
               f"CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}, "
               f"copy bandwidth {bandwidth / 1e12:.2f} TB/s (read + write)")
     results = []
-    for name, dims, params in SHAPES[args.suite]:
+    cases = [c for c in SHAPES[args.suite] if args.only is None or any(o in c[0] for o in args.only)]
+    for name, dims, params in cases:
         for label, dtype, tf32 in (DTYPES_HEADLINE if name == "headline" else DTYPES_OTHER):
             r = run_case(name, dims, params, label, dtype, tf32, args.repeats, bandwidth)
             results.append(r)

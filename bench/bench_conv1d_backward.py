@@ -5,7 +5,7 @@ Each case: fresh random inputs and upstream gradient, warm-up, then CUDA-event-t
 torch.autograd.grad on a retained graph (the backward only); medians. The timed gradients are checked
 against aten's float64 gradients of the whole batch.
 
-    python bench/bench_conv1d_backward.py [--suite quick|full] [--repeats 20] [--markdown FILE]
+    python bench/bench_conv1d_backward.py [--suite quick|full] [--only NAME ...] [--repeats 20] [--markdown FILE]
                                           [--breakdown FILE]
 
 The table also gives cuDNN's compute kernels alone (torch.profiler: every kernel of its backward call
@@ -74,13 +74,15 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--suite", default="quick", choices=sorted(SHAPES))
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--only", nargs="+", default=None, help="shape names (substrings) of the suite to run")
     parser.add_argument("--markdown")
     parser.add_argument("--breakdown", help="write each case's per-kernel GPU times (markdown) to this file")
     args = parser.parse_args()
     custom_ops.load_library()
     results = []
     breakdown = ["| shape | dtype | who | us per call | kernel |", "|---|---|---|---|---|"] if args.breakdown else None
-    for name, dims, params in SHAPES[args.suite]:
+    cases = [c for c in SHAPES[args.suite] if args.only is None or any(o in c[0] for o in args.only)]
+    for name, dims, params in cases:
         for label, dtype, tf32 in DTYPES_OTHER:
             r = run_case(name, dims, params, label, dtype, tf32, args.repeats, breakdown)
             results.append(r)

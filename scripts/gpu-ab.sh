@@ -10,8 +10,10 @@
 #        AB_TEST_EACH 1: run them for every B; by default only for the last (cumulative patches: the last holds
 #                    the others' code; every B still runs the smoke test), which keeps a call of three
 #                    patches inside the device's 10 minutes
-#        AB_SUITE    benchmark suite (default: headline)
+#        AB_SUITE    benchmark suite (default: headline); AB_ONLY words: only its shapes whose names contain one
 #        AB_DRY_RUN  1: copy the tree and apply the patches, nothing else (checks on any machine that they apply)
+#        AB_BASE     patches applied to this tree first (A = tree + base, Bi = A + PATCHi): a change not in
+#                    main yet that the measured patches build on
 set -uo pipefail
 which=both
 patches=()
@@ -24,6 +26,11 @@ done
 [ ${#patches[@]} -gt 0 ] || { echo "usage: scripts/gpu-ab.sh PATCH... [forward|backward|both]"; exit 2; }
 root=$PWD
 source scripts/gpu-env.sh
+base=()
+for patch in ${AB_BASE:-}; do base+=("$(realpath "$patch")"); done
+apply() {  # apply PATCH (in the current folder)
+  git apply "$1" 2>/dev/null || patch -p1 -s < "$1"
+}
 copies=()
 for i in "${!patches[@]}"; do
   copy="$root/build-ab/b$((i + 1))"
@@ -31,12 +38,16 @@ for i in "${!patches[@]}"; do
   # The tree without build folders; .deps (GoogleTest) is shared by a link.
   tar --exclude=./build --exclude='./build-*' --exclude=./.deps -cf - . | tar -xf - -C "$copy"
   ln -sfn "$root/.deps" "$copy/.deps"
-  (cd "$copy" && { git apply "${patches[$i]}" 2>/dev/null || patch -p1 -s < "${patches[$i]}"; }) ||
-    { echo "[ab] ${patches[$i]} does not apply"; exit 1; }
-  echo "[ab] A = this tree, B$((i + 1)) = this tree + ${patches[$i]}"
+  for patch in "${base[@]}"; do
+    (cd "$copy" && apply "$patch") || { echo "[ab] base $patch does not apply"; exit 1; }
+  done
+  (cd "$copy" && apply "${patches[$i]}") || { echo "[ab] ${patches[$i]} does not apply"; exit 1; }
+  echo "[ab] A = this tree${base:+ + ${base[*]}}, B$((i + 1)) = A + ${patches[$i]}"
   copies+=("$copy")
 done
 [ "${AB_DRY_RUN:-0}" = 1 ] && { echo "[ab] dry run: the patches apply"; exit 0; }
+# A: this tree with the base patches (the copies above were taken before, so each has them once).
+for patch in "${base[@]}"; do apply "$patch" || { echo "[ab] base $patch does not apply to A"; exit 1; }; done
 
 jobs=$(( $(nproc) / (${#copies[@]} + 1) ))
 [ "$jobs" -ge 1 ] || jobs=1
@@ -68,12 +79,12 @@ done
 bench() {  # bench LABEL DIR
   (cd "$2" && source scripts/env.sh &&
     if [ "$which" != backward ]; then
-      timeout 150 "$PYTHON" bench/bench_conv1d.py --suite "${AB_SUITE:-headline}" --markdown "$OUT/forward-$1.md" \
-        > "$OUT/forward-$1.log" 2>&1
+      timeout 150 "$PYTHON" bench/bench_conv1d.py --suite "${AB_SUITE:-headline}" ${AB_ONLY:+--only $AB_ONLY} \
+        --markdown "$OUT/forward-$1.md" > "$OUT/forward-$1.log" 2>&1
       echo "forward, $1:"; grep "^|" "$OUT/forward-$1.md" | cut -d'|' -f2-6,9,13
     fi
     if [ "$which" != forward ]; then
-      timeout 150 "$PYTHON" bench/bench_conv1d_backward.py --suite "${AB_SUITE:-headline}" \
+      timeout 150 "$PYTHON" bench/bench_conv1d_backward.py --suite "${AB_SUITE:-headline}" ${AB_ONLY:+--only $AB_ONLY} \
         --markdown "$OUT/backward-$1.md" --breakdown "$OUT/backward-kernels-$1.md" > "$OUT/backward-$1.log" 2>&1
       echo "backward, $1:"; grep "^|" "$OUT/backward-$1.md" | cut -d'|' -f2-6,9
     fi)
