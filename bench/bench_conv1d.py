@@ -12,6 +12,7 @@ without the layout transposes and bias passes around it.
 import argparse
 import statistics
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -74,6 +75,21 @@ def time_calls(fn, repeats, warmup=3):
         end.synchronize()
         times.append(start.elapsed_time(end))
     return times
+
+
+def host_time_ms(fn, repeats, warmup=3):
+    """Median host time to issue one call (the device idle before each): how long the GPU waits for the
+    host when a call's kernels are short. Near the CUDA-event time, the call is host-bound."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1e3)
+    torch.cuda.synchronize()
+    return statistics.median(times)
 
 
 def kernel_breakdown(fn, calls=3):

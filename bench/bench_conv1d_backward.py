@@ -11,7 +11,8 @@ against aten's float64 gradients of the whole batch.
 The table also gives cuDNN's compute kernels alone (torch.profiler: every kernel of its backward call
 but the NCHW <-> NHWC layout conversions), and which of our kernels computes each gradient
 (custom::conv1d_cuda_backward_kernels). --breakdown also writes, per case, the GPU time of each kernel
-of one backward call (ours and cuDNN's): which gradient costs what, the evidence behind each shortfall.
+of one backward call (ours and cuDNN's): which gradient costs what, the evidence behind each shortfall;
+and the host's time to issue one call (median, the GPU idle before each), beside the CUDA-event time.
 """
 import argparse
 import re
@@ -21,7 +22,7 @@ import sys
 import torch
 import torch.nn.functional as F
 
-from bench_conv1d import DTYPES_OTHER, SHAPES, custom_ops, kernel_breakdown, time_calls
+from bench_conv1d import DTYPES_OTHER, SHAPES, custom_ops, host_time_ms, kernel_breakdown, time_calls
 
 TOLERANCE = {"fp32-tf32": 5e-3, "bf16": 2e-2}
 
@@ -55,9 +56,15 @@ def run_case(name, dims, params, label, dtype, allow_tf32, repeats, breakdown=No
     cudnn_compute_ms = sum(us for kernel, us in cudnn_kernels if not LAYOUT_KERNEL.search(kernel)) / 1e3
     kernels = torch.ops.custom.conv1d_cuda_backward_kernels(x, w, [stride], [padding], [dilation], groups)
     if breakdown is not None:
-        for who, rows in (("ours", kernel_breakdown(ours_fn)), ("cuDNN", cudnn_kernels)):
+        for who, rows, fn, timed in (("ours", kernel_breakdown(ours_fn), ours_fn, ours_ms),
+                                     ("cuDNN", cudnn_kernels, cudnn_fn, cudnn_ms)):
             for kernel, us in rows:
                 breakdown.append(f"| {name} | {label} | {who} | {us:.0f} | `{kernel[:90]}` |")
+            # The host's time to issue the call beside the call's CUDA-event time: the two close
+            # together say the GPU waited for the host (autograd and launch overhead), not for kernels.
+            host_us = host_time_ms(fn, repeats) * 1e3
+            breakdown.append(f"| {name} | {label} | {who} | {host_us:.0f} | host time to issue the call "
+                             f"(CUDA-event time {timed * 1e3:.0f}) |")
     got = ours_fn()  # the timed computation
     inputs64 = [t.detach().double().requires_grad_() for t in ([x, w] + ([b] if b is not None else []))]
     ref = torch.autograd.grad(cudnn(inputs64[0], inputs64[1], inputs64[2] if b is not None else None), inputs64,
