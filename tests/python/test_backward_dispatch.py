@@ -148,3 +148,42 @@ def test_sm80_kernels_with_hopper_off(name, shape, conv, dtype, tolerance, tf32_
     for what, got, ref in zip(("grad_input", "grad_weight"), grads, refs):
         err = relative_max_error(got, ref)
         assert err <= tolerance, f"{name} {what} ({kernels}): relative error {err:.3e}"
+
+
+# Valid but absurd geometries (paddings, strides and dilations near the int64 limits the validation
+# allows, kernels of half a million taps): the tables route them to kernels whose arithmetic holds them
+# (64-bit direct and CUDA-core kernels), without overflowing their own window arithmetic and without
+# a loop over every stride phase. Meta tensors: the tables only (plain C++, every machine).
+def test_absurd_geometries_avoid_32_bit_kernels(tf32_setting):
+    tf32_setting(True)
+    forward = torch.ops.custom.conv1d_cuda_kernel
+    backward = torch.ops.custom.conv1d_cuda_backward_kernels
+
+    def meta(n, c, o, k, length, dtype, groups=1):
+        return (torch.empty(n, c, length, dtype=dtype, device="meta"),
+                torch.empty(o, c // groups, k, dtype=dtype, device="meta"))
+
+    for arch in (80, 90):
+        # a padding of 2^31: the tensor-core kernels keep it in 32 bits
+        x, w = meta(1, 2, 1, 1, 1, torch.bfloat16)
+        assert forward(x, w, [1], [2 ** 31], [1], 1, arch=arch).startswith("direct")
+        # strides of 2^58: the tile windows' arithmetic would overflow
+        x, w = meta(1, 2, 33, 1, 1, torch.bfloat16)
+        assert forward(x, w, [2 ** 58], [2 ** 58], [1], 1, arch=arch).startswith("direct")
+        x, w = meta(1, 1, 1, 1, 1, torch.float32)
+        assert forward(x, w, [2 ** 58], [2 ** 58], [1], 1, arch=arch) == "direct_narrow"
+        x, w = meta(1, 2, 1, 1, 1, torch.bfloat16)
+        names = backward(x, w, [2 ** 58], [2 ** 58], [1], 1, arch=arch)
+        assert not names[1].startswith("grad_weight_tensorcore")
+        # a stride of 2^40 over one input position: one phase has positions, not 2^40 to walk
+        x, w = meta(1, 2, 4, 1, 1, torch.float32)
+        names = backward(x, w, [2 ** 40], [2 ** 40], [1], 1, arch=arch)
+        assert names[0].startswith("transposed(") and len(names[0][len("transposed("):-1].split(",")) == 1
+        # 524,281 taps: more tap groups than the tensor-core tiles' grid dimension holds
+        x, w = meta(1, 2, 1, 524281, 1, torch.bfloat16)
+        names = backward(x, w, [1], [262140], [1], 1, arch=arch)
+        assert not names[1].startswith("grad_weight_tensorcore")
+    # The dilation of the one-channel grad_input kernel's window stays within its 32-bit offsets.
+    x, w = meta(1, 1, 2, 2, 1, torch.float32)
+    names = backward(x, w, [1], [2 ** 40], [2 ** 41], 1, arch=80)
+    assert names[0] != "grad_input_one_channel"

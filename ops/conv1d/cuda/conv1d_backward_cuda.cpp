@@ -25,6 +25,8 @@
 #include <ATen/ops/zeros.h>
 #include <c10/cuda/CUDAGuard.h>
 
+#include <algorithm>
+
 namespace custom_ops::conv1d {
 
 namespace {
@@ -42,7 +44,7 @@ at::Tensor grad_input_by_phases(const at::Tensor& gy, const at::Tensor& w, const
   const bool interleave = s > 1 && s <= cuda::kMaxInterleavedPhases;
   at::Tensor grad_input = s == 1 ? at::Tensor() : at::empty(sizes, gy.options());
   std::vector<at::Tensor> outputs(interleave ? s : 0);  // undefined: a phase of zeros
-  for (int64_t rho = 0; rho < s; ++rho) {
+  for (int64_t rho = 0; rho < std::min(s, g.in_length); ++rho) {  // phases past L are empty (any stride valid)
     const cuda::GradInputPhase phase = cuda::grad_input_phase(g, rho);
     if (phase.empty) continue;
     if (phase.zero) {

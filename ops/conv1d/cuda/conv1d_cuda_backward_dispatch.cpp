@@ -17,7 +17,14 @@ int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1)
 
 // Whether a grad_weight tensor-core tile serves the shape: its staged window (a chunk of positions and
 // the taps one pass reads) fits, and the grid's dimensions do.
+// A stride or dilation beyond the window fails before any product that could overflow; the kernel's
+// tap groups share a grid dimension of 65535 with the splits, and its channel offsets are 32-bit.
 bool grad_weight_tile_fits(const Geometry& g, const GradWeightTileLimits& tile) {
+  if (g.stride > GradWeightTileLimits::kMaxWindow || ceil_div(g.kernel_size, tile.taps) > 65535 ||
+      g.in_channels_per_group() >= (int64_t{1} << 30) ||
+      (std::min<int64_t>(g.kernel_size, tile.taps) - 1) * g.dilation > GradWeightTileLimits::kMaxWindow) {
+    return false;
+  }
   const int64_t taps_read = std::min<int64_t>(g.kernel_size, tile.taps);
   const int64_t window = (GradWeightTileLimits::kChunk - 1) * g.stride + (taps_read - 1) * g.dilation + 1;
   const int64_t o_tiles = ceil_div(g.out_channels_per_group(), tile.tile_o);
@@ -39,6 +46,11 @@ std::string precision_suffix(c10::ScalarType dtype, bool allow_tf32) {
 std::optional<GradInputOneChannelLayout> grad_input_one_channel_layout(const Geometry& g, c10::ScalarType dtype) {
   using P = GradInputOneChannelLimits;
   if (g.in_channels_per_group() != 1 || g.out_channels_per_group() < 2 || g.stride > P::kMaxStride) return std::nullopt;
+  // The kernel's offsets are 32-bit: bounded before the layout's products, which could overflow else.
+  if (g.pad_left > (int64_t{1} << 30) || g.kernel_size > (int64_t{1} << 30) || g.dilation > (int64_t{1} << 30) ||
+      g.kernel_size * g.dilation > (int64_t{1} << 30)) {
+    return std::nullopt;
+  }
   GradInputOneChannelLayout layout;
   const int64_t q_per_tile = (P::kThreads / g.stride) * P::kItems;
   layout.window_offset = floor_div(g.pad_left - (g.kernel_size - 1) * g.dilation, g.stride);
@@ -47,10 +59,7 @@ std::optional<GradInputOneChannelLayout> grad_input_one_channel_layout(const Geo
   layout.shared_bytes = P::kOutsPerStage * (layout.window + g.kernel_size) * accumulator_bytes;
   layout.q_tiles = ceil_div(ceil_div(g.in_length, g.stride), q_per_tile);
   layout.blocks = g.batch * g.in_channels * layout.q_tiles;
-  if (layout.shared_bytes > P::kMaxSharedBytes || layout.blocks >= (int64_t{1} << 31) ||
-      g.pad_left > (int64_t{1} << 30) || g.kernel_size * g.dilation > (int64_t{1} << 30)) {
-    return std::nullopt;
-  }
+  if (layout.shared_bytes > P::kMaxSharedBytes || layout.blocks >= (int64_t{1} << 31)) return std::nullopt;
   return layout;
 }
 
@@ -118,6 +127,7 @@ GradInputPhase grad_input_phase(const Geometry& g, int64_t rho) {
 //           on an sm_90 GPU with sm_90a code, a window of 64 positions and one tap within a TMA box
 //           (plan_grad_weight_hopper; rows TMA cannot read in place: a repacked copy) -> grad_weight_hopper
 //           4-tap window (63 * stride + (min(K, 4) - 1) * dilation + 1) <= 192   -> grad_weight_tensorcore_large
+//         (the tiles also need < 2^30 channels per group and at most 65535 tap groups)
 //       otherwise (float64, strict float32, long strides or halos)              -> grad_weight_cuda_cores
 //   grad_bias: a sum of grad_output over batch and positions
 //       with the Hopper grad_weight (both asked for): in its pass over grad_output -> fused_with_grad_weight
@@ -160,7 +170,7 @@ std::string grad_input_name(GradInputChoice choice, const Geometry& g, c10::Scal
   const int64_t element_size = c10::elementSize(dtype), vector = 16 / element_size;
   const int64_t pitch = grad_output_repacked ? ceil_div(g.out_length, vector) * vector : g.out_length;
   std::vector<std::string> kernels;
-  for (int64_t rho = 0; rho < g.stride; ++rho) {
+  for (int64_t rho = 0; rho < std::min(g.stride, g.in_length); ++rho) {  // phases past L are empty
     const GradInputPhase phase = grad_input_phase(g, rho);
     if (phase.empty || phase.zero) continue;
     const Geometry& t = phase.geometry;

@@ -25,9 +25,10 @@ template <typename scalar_t, typename Config>
 void launch(const at::Tensor& input, const at::Tensor& weight, const at::Tensor& bias, at::Tensor& out,
             const Geometry& g) {
   using acc_t = at::opmath_type<scalar_t>;
-  TORCH_CHECK(g.in_channels_per_group() * g.kernel_size < (int64_t{1} << 31),
-              "custom::conv1d: expected in_channels / groups * kernel_size below 2^31, but got ",
-              g.in_channels_per_group(), " * ", g.kernel_size);
+  // The kernel walks the reduction (C_g x K rows) in 32-bit chunks of Config::kChunk rows.
+  TORCH_CHECK(g.in_channels_per_group() * g.kernel_size <= (int64_t{1} << 31) - Config::kChunk,
+              "custom::conv1d: expected in_channels / groups * kernel_size at most 2^31 - ", Config::kChunk,
+              ", but got ", g.in_channels_per_group(), " * ", g.kernel_size);
   DirectConvArgs<scalar_t> args;
   args.input = input.const_data_ptr<scalar_t>();
   args.weight = weight.const_data_ptr<scalar_t>();

@@ -10,6 +10,10 @@
 namespace custom_ops::conv1d::cuda {
 
 int64_t depthwise_window(const Geometry& g, int64_t element_size) {
+  // Strides and dilated kernels far past any window that fits (valid up to 2^62) saturate instead of
+  // overflowing the span's arithmetic, so that the table sends them to the 64-bit direct kernels.
+  constexpr int64_t kFar = int64_t{1} << 40;
+  if (g.stride > kFar / DepthwiseLimits::kTileL || (g.kernel_size - 1) * g.dilation > kFar) return kFar;
   const int64_t vec = 16 / element_size;
   const int64_t span = (DepthwiseLimits::kTileL - 1) * g.stride + (g.kernel_size - 1) * g.dilation + 1;
   return (vec - 1 + span + vec - 1) / vec * vec;  // room for the alignment shift, whole vectors
@@ -27,8 +31,14 @@ namespace {
 std::atomic<bool> hopper_enabled{true};
 
 // The staged window of a tensor-core tile (tile, halo, and up to one 16-byte vector of alignment
-// shift) must fit the configuration's window.
+// shift) must fit the configuration's window. The tensor-core kernels keep the stride, the window and
+// the left padding in 32-bit registers: a padding of 2^30 or more (valid, if absurd) goes to the 64-bit
+// direct kernels too. A stride or dilated kernel beyond the window fails before any product that could
+// overflow.
 bool fits_window(const Geometry& g, int64_t tile_l, int64_t window, int64_t element_size) {
+  if (g.stride > window || (g.kernel_size - 1) * g.dilation > window || g.pad_left >= (int64_t{1} << 30)) {
+    return false;
+  }
   const int64_t vec = 16 / element_size;
   return (vec - 1) + (tile_l - 1) * g.stride + (g.kernel_size - 1) * g.dilation + 1 <= window;
 }
@@ -54,7 +64,8 @@ bool fits_window(const Geometry& g, int64_t tile_l, int64_t window, int64_t elem
 //       stride 1, window <= 320                                                    -> tensorcore_small
 //       out channels per group > 32, window <= 320 (strides, long halos)           -> tensorcore_wide_window
 //     (float32: TF32 when aten's convolution TF32 flag allows it, else 3xTF32, full float32 accuracy)
-//   everything else (float64, long strides or halos, strided with few out channels):
+//   everything else (float64, long strides or halos, strided with few out channels, a left padding of
+//   2^30 or more, which the 32-bit offsets of the kernels above cannot hold):
 //       out channels per group >= 64 (not float64)                                 -> direct_large
 //       out channels per group >= 8                                                -> direct_wide
 //       otherwise                                                                  -> direct_narrow
