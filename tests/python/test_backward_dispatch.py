@@ -187,3 +187,34 @@ def test_absurd_geometries_avoid_32_bit_kernels(tf32_setting):
     x, w = meta(1, 1, 2, 2, 1, torch.float32)
     names = backward(x, w, [1], [2 ** 40], [2 ** 41], 1, arch=80)
     assert names[0] != "grad_input_one_channel"
+
+
+def test_no_input_or_output_channels(tf32_setting):
+    """Empty weights, (O, 0, K) or (0, C, K): nothing is launched on an empty grid. With no input channels
+    every output is the bias (the sum over nothing: the direct kernels write it without reading), and
+    the backward computes no grad_weight terms; with no output channels grad_input is zero. On a GPU the
+    gradients equal the CPU kernels' (aten's conv1d answers an input of no channels with an output of no
+    channels, so it is no reference here)."""
+    tf32_setting(True)
+    forward = torch.ops.custom.conv1d_cuda_kernel
+    backward = torch.ops.custom.conv1d_cuda_backward_kernels
+    for dtype in (torch.float32, torch.bfloat16, torch.float64):
+        no_inputs = (torch.empty(2, 0, 10, dtype=dtype, device="meta"), torch.empty(4, 0, 3, dtype=dtype, device="meta"))
+        no_outputs = (torch.empty(2, 3, 10, dtype=dtype, device="meta"), torch.empty(0, 3, 3, dtype=dtype, device="meta"))
+        for arch in (80, 90):
+            assert forward(*no_inputs, [1], [0], [1], 1, arch=arch).startswith("direct")
+            assert backward(*no_inputs, [1], [0], [1], 1, arch=arch) == ["none", "zero", "sum"]
+            assert backward(*no_outputs, [1], [0], [1], 1, arch=arch) == ["transposed(direct_narrow)", "zero", "sum"]
+    if not HAS_CUDA:
+        return
+    gen = torch.Generator().manual_seed(5)
+    for c, o in ((0, 4), (3, 0)):
+        tensors = (torch.randn(2, c, 10, generator=gen), torch.randn(o, c, 3, generator=gen), torch.randn(o, generator=gen))
+        gy = torch.randn(2, o, 8, generator=gen)
+        results = []
+        for device in ("cpu", "cuda"):
+            leaves = [t.to(device).requires_grad_() for t in tensors]
+            y = torch.ops.custom.conv1d(*leaves, [1], [0], [1], 1)
+            results.append([y] + list(torch.autograd.grad(y, leaves, gy.to(device))))
+        for what, cpu, cuda in zip(("output", "grad_input", "grad_weight", "grad_bias"), *results):
+            assert cpu.shape == cuda.shape and torch.allclose(cpu, cuda.cpu(), rtol=1e-6, atol=1e-6), (c, o, what)

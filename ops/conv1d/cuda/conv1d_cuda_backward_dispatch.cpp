@@ -120,7 +120,7 @@ GradInputPhase grad_input_phase(const Geometry& g, int64_t rho) {
 //       (conv1d_cuda_dispatch.cpp); at strides 2-8 interleaved into grad_input by one
 //       kernel (conv1d_interleave.cu), beyond that copied into its strided slice -> transposed(...)
 //   grad_weight (a split reduction over batch x positions, fixed order: bitwise reproducible):
-//       an empty batch                                                          -> zero
+//       an empty batch, or no input or no output channels                       -> zero
 //       one input channel per group                                             -> grad_weight_one_channel
 //       16-bit, or float32 with TF32 allowed, and
 //           <= 32 output and input channels per group, 8-tap window <= 192       -> grad_weight_tensorcore_small
@@ -140,7 +140,8 @@ GradInputChoice select_grad_input(const Geometry& g, c10::ScalarType dtype) {
 }
 
 GradWeightChoice select_grad_weight(const Geometry& g, c10::ScalarType dtype, bool allow_tf32, bool hopper) {
-  if (g.batch == 0) return GradWeightChoice::kZero;
+  // No terms (an empty batch), or an empty weight (no input or no output channels): nothing to launch.
+  if (g.batch == 0 || g.in_channels == 0 || g.out_channels == 0) return GradWeightChoice::kZero;
   if (g.in_channels_per_group() == 1) return GradWeightChoice::kOneChannel;
   const bool tensor_cores = dtype == at::kHalf || dtype == at::kBFloat16 || (dtype == at::kFloat && allow_tf32);
   if (tensor_cores) {

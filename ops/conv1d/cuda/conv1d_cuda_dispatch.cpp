@@ -47,6 +47,7 @@ bool fits_window(const Geometry& g, int64_t tile_l, int64_t window, int64_t elem
 
 // ---------------------------------------------------------------------------------------------------
 // Dispatch table: which kernel serves which shapes.
+//   no input channels (every output the bias)                                      -> direct_*
 //   one input channel per group (depthwise, channel multipliers), and
 //       stride 1, dilation 1, K <= 4 (causal-conv1d's shapes)                      -> depthwise_sliding
 //       otherwise, window <= 48 KB                                                 -> depthwise
@@ -74,6 +75,13 @@ KernelChoice select_kernel(const Geometry& g, c10::ScalarType dtype, bool allow_
   const int64_t element_size = c10::elementSize(dtype);
   const int64_t C_g = g.in_channels_per_group(), O_g = g.out_channels_per_group();
   const int64_t accumulator_size = std::max<int64_t>(element_size, 4);
+  auto direct = [&] {
+    if (O_g >= 64 && dtype != at::kDouble) return KernelChoice::kDirectLarge;
+    return O_g >= 8 ? KernelChoice::kDirectWide : KernelChoice::kDirectNarrow;
+  };
+  // No input channels: every output is the bias (a sum over nothing), which the direct kernels write
+  // without reading anything; the others would launch empty grids.
+  if (C_g == 0) return direct();
   if (C_g == 1 && g.stride == 1 && g.dilation == 1 && g.kernel_size <= DepthwiseLimits::kSlidingMaxTaps) {
     return KernelChoice::kDepthwiseSliding;
   }
@@ -97,9 +105,7 @@ KernelChoice select_kernel(const Geometry& g, c10::ScalarType dtype, bool allow_
       return KernelChoice::kTensorCoreWideWindow;
     }
   }
-  if (O_g >= 64 && dtype != at::kDouble) return KernelChoice::kDirectLarge;
-  if (O_g >= 8) return KernelChoice::kDirectWide;
-  return KernelChoice::kDirectNarrow;
+  return direct();
 }
 
 std::string kernel_name(KernelChoice choice, c10::ScalarType dtype, bool allow_tf32) {
