@@ -8,6 +8,7 @@
 
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAGuard.h>
 #include <cudaTypedefs.h>
 
 #include <mutex>
@@ -124,13 +125,14 @@ bool hopper_runs_on(int device_index) {
     const cudaDeviceProp* props = at::cuda::getDeviceProperties(device_index);
     bool runs = props->major == 9 && props->minor == 0;
     if (runs) {
-      // sm_90a machine code, not PTX of an older target compiled for this device at load time.
-      int current = -1;
-      C10_CUDA_CHECK(cudaGetDevice(&current));
-      C10_CUDA_CHECK(cudaSetDevice(device_index));
+      // sm_90a machine code, not PTX of an older target compiled for this device at load time. The guard
+      // (not a bare cudaSetDevice back) leaves no context behind on a device this thread never used.
       cudaFuncAttributes attributes{};
-      const cudaError_t status = cudaFuncGetAttributes(&attributes, hopper::hopper_probe_kernel);
-      C10_CUDA_CHECK(cudaSetDevice(current));
+      cudaError_t status;
+      {
+        const c10::cuda::CUDAGuard guard(static_cast<c10::DeviceIndex>(device_index));
+        status = cudaFuncGetAttributes(&attributes, hopper::hopper_probe_kernel);
+      }
       if (status != cudaSuccess) (void)cudaGetLastError();
       runs = status == cudaSuccess && attributes.binaryVersion == 90 && attributes.ptxVersion >= 90;
     }
