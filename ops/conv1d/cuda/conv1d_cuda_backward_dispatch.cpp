@@ -16,16 +16,15 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
 // Whether a grad_weight tensor-core tile serves the shape: its staged window (a chunk of positions and
-// the taps one pass reads) fits, and the grid's dimensions do.
-// A stride or dilation beyond the window fails before any product that could overflow; the kernel's
-// tap groups share a grid dimension of 65535 with the splits, and its channel offsets are 32-bit.
+// the taps one pass reads) fits, and the grid's dimensions do (its tap groups share one of 65535 with the
+// splits; its channel offsets are 32-bit). A stride or dilation beyond the window fails before the
+// window's product could overflow.
 bool grad_weight_tile_fits(const Geometry& g, const GradWeightTileLimits& tile) {
-  if (g.stride > GradWeightTileLimits::kMaxWindow || ceil_div(g.kernel_size, tile.taps) > 65535 ||
-      g.in_channels_per_group() >= (int64_t{1} << 30) ||
-      (std::min<int64_t>(g.kernel_size, tile.taps) - 1) * g.dilation > GradWeightTileLimits::kMaxWindow) {
+  const int64_t taps_read = std::min<int64_t>(g.kernel_size, tile.taps);
+  if (g.stride > GradWeightTileLimits::kMaxWindow || (taps_read - 1) * g.dilation > GradWeightTileLimits::kMaxWindow ||
+      ceil_div(g.kernel_size, tile.taps) > 65535 || g.in_channels_per_group() >= (int64_t{1} << 30)) {
     return false;
   }
-  const int64_t taps_read = std::min<int64_t>(g.kernel_size, tile.taps);
   const int64_t window = (GradWeightTileLimits::kChunk - 1) * g.stride + (taps_read - 1) * g.dilation + 1;
   const int64_t o_tiles = ceil_div(g.out_channels_per_group(), tile.tile_o);
   const int64_t c_tiles = ceil_div(g.in_channels_per_group(), tile.tile_c);
@@ -46,11 +45,9 @@ std::string precision_suffix(c10::ScalarType dtype, bool allow_tf32) {
 std::optional<GradInputOneChannelLayout> grad_input_one_channel_layout(const Geometry& g, c10::ScalarType dtype) {
   using P = GradInputOneChannelLimits;
   if (g.in_channels_per_group() != 1 || g.out_channels_per_group() < 2 || g.stride > P::kMaxStride) return std::nullopt;
-  // The kernel's offsets are 32-bit: bounded before the layout's products, which could overflow else.
-  if (g.pad_left > (int64_t{1} << 30) || g.kernel_size > (int64_t{1} << 30) || g.dilation > (int64_t{1} << 30) ||
-      g.kernel_size * g.dilation > (int64_t{1} << 30)) {
-    return std::nullopt;
-  }
+  // The kernel's offsets are 32-bit: bounded before the layout's products, which could overflow else
+  // (K * d <= 2^30, tested by a division).
+  if (g.pad_left > (int64_t{1} << 30) || g.dilation > (int64_t{1} << 30) / g.kernel_size) return std::nullopt;
   GradInputOneChannelLayout layout;
   const int64_t q_per_tile = (P::kThreads / g.stride) * P::kItems;
   layout.window_offset = floor_div(g.pad_left - (g.kernel_size - 1) * g.dilation, g.stride);
