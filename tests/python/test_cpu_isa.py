@@ -4,6 +4,10 @@ The CPU kernel picks its micro-kernels at run time (AVX-512-BF16, AVX-512, AVX2+
 CUSTOM_OPS_CPU_ISA lowers the choice once per process, so each level runs in a subprocess. On a CPU
 without a level the kernel falls back to the best it has (the case then repeats a lower level).
 
+Each case also checks the three gradients of custom::conv1d_backward (grad_input runs the forward's
+kernels on grad_output; grad_weight is a GEMM on the same micro-kernels, blocked by 128 output channels,
+192 channel-tap rows and chunks of 128 positions summed in float32 over 1024).
+
 The sweep aims at the kernel's edges: output lengths around the vector, micro-tile (16/32/64) and tile
 (256) widths, output channel counts around the 4-row micro-tile and 32-channel blocks, odd channel counts
 (bfloat16 pairs channels), channel counts past a reduction block, strides (phase decomposition) and
@@ -23,6 +27,9 @@ import pytest
 
 HERE = Path(__file__).resolve()
 TOLERANCE = {"float64": 1e-12, "float32": 2e-6, "bfloat16": 1e-2, "float16": 2e-3}
+# Gradients: reductions over batch x positions (grad_weight) or channels x taps (grad_input); half types'
+# inputs and outputs are rounded, the sums are in float32.
+GRAD_TOLERANCE = {"float64": 1e-10, "float32": 1e-5, "bfloat16": 4e-2, "float16": 8e-3}
 
 
 def sweep(cases, seed):
@@ -51,7 +58,8 @@ def sweep(cases, seed):
         dilation = rng.choice([1, 1, 2, 4])
         span = dilation * (k - 1) + 1
         padding = rng.choice([0, 1, k // 2, span - 1, span + 3])
-        l_out = rng.choice([1, 15, 16, 17, 31, 47, 48, 49, 63, 64, 65, 100, 255, 256, 257, 300, 513])
+        l_out = rng.choice([1, 15, 16, 17, 31, 47, 48, 49, 63, 64, 65, 100, 127, 128, 129, 255, 256, 257, 300, 513,
+                            1025, 2100])
         length = max(1, (l_out - 1) * stride + span - 2 * padding)
         n = rng.choice([1, 1, 2, 3])
         while n * o * c * k * l_out > 4_000_000 and o > groups:
@@ -78,6 +86,36 @@ def sweep(cases, seed):
         err = float("inf") if torch.isnan(diff).any() else (diff.max() / ref.abs().max().clamp_min(1e-30)).item()
         if not err <= TOLERANCE[dtype_name]:
             failures.append(f"case {i} {case}: relative error {err:.3e}")
+        failures += check_gradients(i, case, x, w, b, stride, padding, dilation, groups, ref.shape, gen, rng)
+    return failures
+
+
+def check_gradients(i, case, x, w, b, stride, padding, dilation, groups, out_shape, gen, rng):
+    """custom::conv1d_backward against aten's float64 gradients for a random upstream gradient (sometimes
+    a non-contiguous one)."""
+    import torch
+    import torch.nn.functional as F
+
+    dtype = x.dtype
+    if rng.random() < 0.8:
+        gy = torch.randn(out_shape, generator=gen, dtype=torch.float64)
+    else:
+        gy = torch.randn(out_shape[0], out_shape[2], out_shape[1], generator=gen, dtype=torch.float64).transpose(1, 2)
+    mask = [True, True, b is not None]
+    grads = torch.ops.custom.conv1d_backward(gy.to(dtype), x, w, [stride], [padding, padding], [dilation], groups,
+                                             mask)
+    inputs = [t.double().requires_grad_() for t in (x, w) + ((b,) if b is not None else ())]
+    ref_y = F.conv1d(inputs[0], inputs[1], inputs[2] if b is not None else None, stride, padding, dilation, groups)
+    refs = torch.autograd.grad(ref_y, inputs, gy.to(dtype).double())
+    failures = []
+    for name, got, ref in zip(("input", "weight", "bias"), grads, refs):
+        if got.shape != ref.shape:
+            failures.append(f"case {i} {case}: grad_{name} shape {tuple(got.shape)} != {tuple(ref.shape)}")
+            continue
+        diff = (got.double() - ref).abs()
+        err = float("inf") if torch.isnan(diff).any() else (diff.max() / ref.abs().max().clamp_min(1e-30)).item()
+        if not err <= GRAD_TOLERANCE[case["dtype"]]:
+            failures.append(f"case {i} {case}: grad_{name} relative error {err:.3e}")
     return failures
 
 

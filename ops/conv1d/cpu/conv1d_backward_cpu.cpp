@@ -1,21 +1,31 @@
 // CPU kernels of custom::conv1d_backward: grad_input (a transposed convolution), grad_weight (a
 // reduction over batch and positions) and grad_bias, each only when the output mask asks for it.
 //
-// Both gradients are written as loops over rows that have unit stride along the positions, so the
-// inner loops vectorise, and each output element is owned by exactly one task of at::parallel_for
-// (no atomics): the results are the same on every run and for every thread count.
+// grad_input runs the forward's kernels on grad_output (one stride-1 convolution per phase of the
+// input); grad_weight is a GEMM per group on the forward's micro-kernel (cpu_microkernel.h), over
+// grad_output packed transposed; shapes too narrow for its vectors (depthwise, a front end of one
+// channel) and grad_bias use plain row loops. Every output element is owned by one task of
+// at::parallel_for and the reductions are split by the shape alone, so the results are the same on
+// every run and for every thread count.
 // Accumulation is in at::opmath_type (float32 for float16/bfloat16). Long reductions (grad_weight and
-// grad_bias over batch x positions) are summed in blocks of kSumBlock terms whose partial sums are then
-// added: a plain running sum over 10^5 float32 terms drifted to ~2e-5 relative error (the fuzz found it).
+// grad_bias over batch x positions) are summed in blocks whose partial sums are then added (in float64
+// for the GEMM): a plain running sum over 10^5 float32 terms drifted to ~2e-5 relative error (the fuzz
+// found it).
 
 #include "ops/conv1d/conv1d_kernels.h"
+#include "ops/conv1d/cpu/cpu_microkernel.h"
 
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 #include <ATen/ops/empty.h>
+#include <ATen/ops/tensor.h>
+#include <ATen/ops/zeros.h>
 
 #include <algorithm>
+#include <memory>
+#include <numeric>
+#include <type_traits>
 #include <vector>
 
 namespace custom_ops::conv1d {
@@ -23,14 +33,21 @@ namespace {
 
 constexpr int64_t kSumBlock = 256;
 
-// sum over l in [first, last) of term(l), in blocks of kSumBlock.
+// sum over l in [first, last) of term(l), in blocks of kSumBlock, each summed in kSumLanes interleaved
+// partial sums (independent chains the compiler vectorises; the order is fixed, so are the bits).
+constexpr int kSumLanes = 16;
 template <typename acc_t, typename Term>
 acc_t blocked_sum(int64_t first, int64_t last, const Term& term) {
   acc_t total = 0;
   for (int64_t block = first; block < last; block += kSumBlock) {
     const int64_t end = std::min(last, block + kSumBlock);
+    acc_t lanes[kSumLanes] = {};
+    int64_t l = block;
+    for (; l + kSumLanes <= end; l += kSumLanes)
+      for (int j = 0; j < kSumLanes; ++j) lanes[j] += term(l + j);
     acc_t part = 0;
-    for (int64_t l = block; l < end; ++l) part += term(l);
+    for (; l < end; ++l) part += term(l);
+    for (int j = 0; j < kSumLanes; ++j) part += lanes[j];
     total += part;
   }
   return total;
@@ -48,33 +65,55 @@ TapRange tap_range(const Geometry& g, int64_t offset) {
   return {first, std::min(last, g.out_length)};
 }
 
-// grad_input[n, c, i] = sum over the group's o and taps k of W[o, c, k] * gy[n, o, l], i = l*s + k*d - pl.
-template <typename scalar_t>
-void grad_input_rows(const scalar_t* gy, const scalar_t* w, scalar_t* grad_input, const Geometry& g) {
-  using acc_t = at::opmath_type<scalar_t>;
-  const int64_t C = g.in_channels, C_g = g.in_channels_per_group(), O_g = g.out_channels_per_group();
-  const int64_t K = g.kernel_size, L = g.in_length, L_out = g.out_length, s = g.stride;
-  at::parallel_for(0, g.batch * C, 1, [&](int64_t begin, int64_t end) {
-    std::vector<acc_t> row(L);
-    for (int64_t r = begin; r < end; ++r) {
-      const int64_t n = r / C, c = r % C, group = c / C_g, cg = c % C_g;
-      std::fill(row.begin(), row.end(), acc_t(0));
-      for (int64_t og = 0; og < O_g; ++og) {
-        const int64_t o = group * O_g + og;
-        const scalar_t* gy_row = gy + (n * g.out_channels + o) * L_out;
-        for (int64_t k = 0; k < K; ++k) {
-          const acc_t wv = static_cast<acc_t>(w[(o * C_g + cg) * K + k]);
-          const int64_t offset = k * g.dilation - g.pad_left;
-          const TapRange range = tap_range(g, offset);
-          for (int64_t l = range.first; l < range.last; ++l) {
-            row[l * s + offset] += wv * static_cast<acc_t>(gy_row[l]);
-          }
-        }
-      }
-      scalar_t* out = grad_input + r * L;
-      for (int64_t i = 0; i < L; ++i) out[i] = static_cast<scalar_t>(row[i]);
+// grad_input[n, c, i] = sum over the group's o and taps k of W[o, c, k] * gy[n, o, l], i = l*s + k*d - pl:
+// the transposed convolution, computed as forward convolutions of grad_output by the forward's own
+// kernels (register-blocked, vectorised, bfloat16 dot products), one per phase r = i mod s of the input.
+// Input position i = r + q*s receives tap k from output position l = q + e_k, e_k = (r + pl - k*d) / s,
+// for the taps whose (r + pl - k*d) is a multiple of s. Those taps are k0, k0 + s', k0 + 2s', ... with
+// s' = s / gcd(s, d), and e_k falls by d' = d / gcd(s, d) from one to the next: a stride-1 convolution
+// of grad_output with dilation d', the phase's taps in reverse order and the channel roles of the weight
+// swapped (C_g outputs from O_g inputs per group), reading gy[q + j*d' - pad'] with pad' = (J-1)*d' - e_k0
+// (negative where the forward's padding exceeded its kernel's span: the forward kernels read zeros there).
+// With stride 1 that is the whole grad_input; otherwise each phase is written to its strided positions.
+at::Tensor grad_input_cpu(const at::Tensor& gy, const at::Tensor& weight, const Geometry& g) {
+  const int64_t s = g.stride, d = g.dilation, K = g.kernel_size, L = g.in_length;
+  const int64_t G = g.groups, C_g = g.in_channels_per_group(), O_g = g.out_channels_per_group();
+  if (gy.numel() == 0 || O_g == 0 || L == 0) return at::zeros({g.batch, g.in_channels, L}, gy.options());
+  // (G, O_g, C_g, K) -> (G, C_g, O_g, K): the weight of the convolution from grad_output's channels.
+  const at::Tensor w_swapped = weight.reshape({G, O_g, C_g, K}).transpose(1, 2);
+  const int64_t s_taps = s / std::gcd(s, d), d_phase = d / std::gcd(s, d);
+  at::Tensor grad_input = s == 1 ? at::Tensor() : at::empty({g.batch, g.in_channels, L}, gy.options());
+  for (int64_t r = 0; r < std::min(s, L); ++r) {
+    const int64_t length = (L - r + s - 1) / s;  // positions r, r + s, ... below L
+    int64_t k0 = 0;
+    while (k0 < K && ((r + g.pad_left - k0 * d) % s + s) % s != 0) ++k0;
+    if (k0 >= K || k0 >= s_taps) {  // no tap reaches this phase (taps repeat their residues every s_taps)
+      grad_input.slice(2, r, L, s).zero_();
+      continue;
     }
-  });
+    const int64_t taps = (K - 1 - k0) / s_taps + 1;
+    const int64_t e0 = (r + g.pad_left - k0 * d) / s;  // exact
+    std::vector<int64_t> tap_index(taps);
+    for (int64_t j = 0; j < taps; ++j) tap_index[j] = k0 + (taps - 1 - j) * s_taps;
+    const at::Tensor w_phase =
+        (taps == K && s_taps == 1 ? w_swapped.flip({3})
+                                  : w_swapped.index_select(3, at::tensor(tap_index, at::TensorOptions(at::kLong))))
+            .reshape({g.in_channels, O_g, taps});
+    Geometry t = g;
+    t.in_channels = g.out_channels;
+    t.in_length = g.out_length;
+    t.out_channels = g.in_channels;
+    t.kernel_size = taps;
+    t.stride = 1;
+    t.dilation = d_phase;
+    t.pad_left = (taps - 1) * d_phase - e0;
+    t.out_length = length;
+    t.pad_right = length - g.out_length - t.pad_left + (taps - 1) * d_phase;
+    at::Tensor phase = conv1d_forward_cpu(gy, w_phase, std::nullopt, t);
+    if (s == 1) return phase;
+    grad_input.slice(2, r, L, s).copy_(phase);
+  }
+  return grad_input;
 }
 
 // grad_weight[o, c, k] = sum over n and l of gy[n, o, l] * x[n, group * C_g + c, l*s + k*d - pl].
@@ -104,6 +143,242 @@ void grad_weight_rows(const scalar_t* gy, const scalar_t* x, scalar_t* grad_weig
   });
 }
 
+// dst[p * dst_stride + o] = src[o * src_stride + p] for o < rows, p < cols: grad_output's rows packed
+// transposed for grad_weight. In 16 x 16 tiles (the rows are L_out apart, often a power of two, and a
+// copy row by row or column by column had every access of a pass in one cache set); columns of a partial
+// tile past `rows` are written as zeros, up to the next multiple of 16.
+template <typename acc_t, typename scalar_t>
+void transpose_portable(acc_t* dst, int64_t dst_stride, const scalar_t* src, int64_t src_stride, int64_t rows,
+                        int64_t cols) {
+  for (int64_t ot = 0; ot < rows; ot += 16)
+    for (int64_t pt = 0; pt < cols; pt += 16) {
+      const int64_t o_end = std::min(rows, ot + 16), p_end = std::min(cols, pt + 16);
+      for (int64_t o = ot; o < o_end; ++o) {
+        const scalar_t* row = src + o * src_stride;
+        for (int64_t p = pt; p < p_end; ++p) dst[p * dst_stride + o] = static_cast<acc_t>(row[p]);
+      }
+      for (int64_t o = o_end; o < ot + 16; ++o)
+        for (int64_t p = pt; p < p_end; ++p) dst[p * dst_stride + o] = acc_t(0);
+    }
+}
+
+#ifdef CUSTOM_OPS_X86_DISPATCH
+// The same for float32 results with AVX-512: 16 rows loaded (masked at the edges, converted from 16-bit
+// types), transposed in registers by four rounds of shuffles, 16 columns stored.
+template <typename scalar_t>
+CUSTOM_OPS_TARGET_AVX512 void transpose_avx512(float* dst, int64_t dst_stride, const scalar_t* src, int64_t src_stride,
+                                               int64_t rows, int64_t cols) {
+  for (int64_t ot = 0; ot < rows; ot += 16)
+    for (int64_t pt = 0; pt < cols; pt += 16) {
+      const int64_t nr = std::min<int64_t>(16, rows - ot), nc = std::min<int64_t>(16, cols - pt);
+      const __mmask16 mask = static_cast<__mmask16>((1u << nc) - 1);
+      __m512 r[16];
+      for (int i = 0; i < 16; ++i) {
+        if (i >= nr) {
+          r[i] = _mm512_setzero_ps();
+          continue;
+        }
+        const scalar_t* row = src + (ot + i) * src_stride + pt;
+        if constexpr (std::is_same_v<scalar_t, float>) {
+          r[i] = _mm512_maskz_loadu_ps(mask, row);
+        } else if constexpr (std::is_same_v<scalar_t, c10::BFloat16>) {
+          const __m256i bits = _mm256_maskz_loadu_epi16(mask, row);
+          r[i] = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(bits), 16));
+        } else {
+          r[i] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, row));
+        }
+      }
+      __m512 t[16];
+      for (int i = 0; i < 8; ++i) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+      }
+      for (int i = 0; i < 4; ++i)
+        for (int j = 0; j < 2; ++j) {
+          const __m512d a = _mm512_castps_pd(t[4 * i + j]), b = _mm512_castps_pd(t[4 * i + j + 2]);
+          r[4 * i + 2 * j] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+          r[4 * i + 2 * j + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+        }
+      // r[4i + m] holds, for rows 4i..4i+3, column m of each 128-bit lane (columns m, m+4, m+8, m+12).
+      for (int i = 0; i < 2; ++i)
+        for (int m = 0; m < 4; ++m) {
+          t[8 * i + m] = _mm512_shuffle_f32x4(r[8 * i + m], r[8 * i + 4 + m], 0x88);
+          t[8 * i + 4 + m] = _mm512_shuffle_f32x4(r[8 * i + m], r[8 * i + 4 + m], 0xdd);
+        }
+      // t[8i + m]: lanes 0, 2 of rows 8i..8i+3 and 8i+4..8i+7; t[8i + 4 + m]: lanes 1, 3.
+      for (int h = 0; h < 2; ++h)
+        for (int m = 0; m < 4; ++m) {
+          const __m512 lo = _mm512_shuffle_f32x4(t[4 * h + m], t[8 + 4 * h + m], 0x88);
+          const __m512 hi = _mm512_shuffle_f32x4(t[4 * h + m], t[8 + 4 * h + m], 0xdd);
+          // lo: column 4h + m; hi: column 8 + 4h + m.
+          const int64_t c_lo = 4 * h + m, c_hi = 8 + 4 * h + m;
+          if (c_lo < nc) _mm512_storeu_ps(dst + (pt + c_lo) * dst_stride + ot, lo);
+          if (c_hi < nc) _mm512_storeu_ps(dst + (pt + c_hi) * dst_stride + ot, hi);
+        }
+    }
+}
+#endif
+
+template <typename acc_t, typename scalar_t>
+using TransposeFn = void (*)(acc_t*, int64_t, const scalar_t*, int64_t, int64_t, int64_t);
+
+template <typename acc_t, typename scalar_t>
+TransposeFn<acc_t, scalar_t> pick_transpose() {
+#ifdef CUSTOM_OPS_X86_DISPATCH
+  if constexpr (std::is_same_v<acc_t, float>) {
+    if (cpu::cpu_isa() >= cpu::Isa::kAvx512) return transpose_avx512<scalar_t>;
+  }
+#endif
+  return transpose_portable<acc_t, scalar_t>;
+}
+
+// grad_weight as a GEMM per group on the forward's micro-kernel: rows = input channels c, columns =
+// output channels o (vectors along o), terms = output positions p. Term p broadcasts x[c][p*s + k*d - pl]
+// (the input's gathered phase rows, as in the forward, or the input in place at stride 1) and reads
+// grad_output transposed, gy_t[p][o], packed once per chunk of positions and shared by every channel and
+// tap of the work item. Per chunk one micro-kernel pass a tap fills the item's scratch [k][c][o].
+//
+// Work items: (group, block of output channels, block of input channels, split of the reduction); the
+// splits are fixed by the shape alone, so the sums (float32 over kGwChunksPerSum chunks, then float64
+// across them and across the splits, in order) are the same for every thread count.
+constexpr int64_t kGwChunk = 128;         // positions a chunk: its packed gy_t columns stay in L1 a micro-column
+constexpr int64_t kGwChunksPerSum = 8;    // chunks summed in float32 before the float64 total
+constexpr int64_t kGwOutBlock = 128;      // output channels (columns) a work item
+constexpr int64_t kGwRows = 192;          // (channel, tap) rows a work item, at most (its scratch stays in L2)
+constexpr int64_t kGwMinItems = 64;       // work items wanted, by splitting the reduction
+constexpr int64_t kGwMaxPartials = 1 << 24;  // float64 partial sums held for the splits, at most
+// Smaller shapes (depthwise, single-channel front ends) keep the row loops below: the micro-kernel's
+// vectors along the output channels and its rows of channels would be mostly empty.
+constexpr int64_t kGwMinRows = 4;
+constexpr int64_t kGwMinColumns = 16;
+
+template <typename scalar_t>
+void grad_weight_gemm(const at::Tensor& gy, const at::Tensor& x, at::Tensor& grad_weight, const Geometry& g) {
+  using acc_t = at::opmath_type<scalar_t>;
+  constexpr bool kSameType = std::is_same_v<acc_t, scalar_t>;
+  const cpu::Kernels<acc_t, scalar_t> kern = cpu::pick_kernels<acc_t, scalar_t>();
+  const TransposeFn<acc_t, scalar_t> transpose = pick_transpose<acc_t, scalar_t>();
+  const int64_t G = g.groups, C_g = g.in_channels_per_group(), O_g = g.out_channels_per_group();
+  const int64_t K = g.kernel_size, L = g.in_length, L_out = g.out_length, s = g.stride, d = g.dilation;
+  const int64_t N = g.batch, CgK = C_g * K, weights = g.out_channels * CgK;
+
+  // Phase decomposition as in the forward: tap k reads phase row (k*d) mod s, shifted by (k*d) / s.
+  std::vector<int64_t> phases;
+  for (int64_t k = 0; k < K; ++k) phases.push_back((k * d) % s);
+  std::sort(phases.begin(), phases.end());
+  phases.erase(std::unique(phases.begin(), phases.end()), phases.end());
+  const int64_t rows_per_channel = static_cast<int64_t>(phases.size());
+  const int64_t halo = ((K - 1) * d) / s;
+  const int64_t row_length = (kGwChunk + halo + 15) / 16 * 16;
+  std::vector<int64_t> tap_offset(K);
+  for (int64_t k = 0; k < K; ++k) {
+    const int64_t row = std::lower_bound(phases.begin(), phases.end(), (k * d) % s) - phases.begin();
+    tap_offset[k] = row * row_length + (k * d) / s;
+  }
+
+  const int64_t channel_block = std::clamp<int64_t>(kGwRows / K, 1, C_g);
+  const int64_t out_blocks = (O_g + kGwOutBlock - 1) / kGwOutBlock;
+  const int64_t channel_blocks = (C_g + channel_block - 1) / channel_block;
+  const int64_t sum_length = kGwChunk * kGwChunksPerSum;
+  const int64_t row_units = (L_out + sum_length - 1) / sum_length, units = N * row_units;
+  const int64_t base_items = G * out_blocks * channel_blocks;
+  // Each item's float64 totals in its scratch's own layout [k][c][o] (whole vectors added per unit); the
+  // last pass sums the splits and transposes into (O, C_g, K).
+  const int64_t ldo = std::min(kGwOutBlock, (O_g + 15) / 16 * 16);  // gy_t row: columns rounded to vectors
+  const int64_t item_totals = K * channel_block * ldo;
+  const int64_t splits = std::clamp<int64_t>(
+      std::min((kGwMinItems + base_items - 1) / base_items, kGwMaxPartials / (base_items * item_totals)), 1,
+      std::max<int64_t>(units, 1));
+  std::unique_ptr<double[]> partial(new double[base_items * splits * item_totals]);
+
+  const scalar_t* gy_data = gy.const_data_ptr<scalar_t>();  // contiguous (N, O, L_out)
+  const scalar_t* x_data = x.const_data_ptr<scalar_t>();    // contiguous (N, C, L)
+
+  at::parallel_for(0, base_items * splits, 1, [&](int64_t begin, int64_t end) {
+    std::vector<acc_t> gy_t_storage(kGwChunk * ldo + 64 / sizeof(acc_t), acc_t(0));
+    acc_t* const gy_t = cpu::align64(gy_t_storage.data());
+    std::vector<acc_t> gathered_storage(channel_block * rows_per_channel * row_length + 64 / sizeof(acc_t));
+    acc_t* const gathered = cpu::align64(gathered_storage.data());
+    std::vector<acc_t> scratch_storage(K * channel_block * ldo + 64 / sizeof(acc_t));
+    acc_t* const scratch = cpu::align64(scratch_storage.data());
+    std::vector<int64_t> offsets(kGwChunk);
+    for (int64_t p = 0; p < kGwChunk; ++p) offsets[p] = p * ldo;
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t split = item % splits;
+      int64_t rest = item / splits;
+      const int64_t cb = rest % channel_blocks;
+      rest /= channel_blocks;
+      const int64_t ob = rest % out_blocks, grp = rest / out_blocks;
+      const int64_t o0 = grp * O_g + ob * kGwOutBlock, no = std::min(kGwOutBlock, O_g - ob * kGwOutBlock);
+      const int64_t c0 = cb * channel_block, nc = std::min(channel_block, C_g - c0);
+      const int64_t c_in = grp * C_g + c0;  // the block's first channel of the input
+      double* const total = partial.get() + item * item_totals;
+      std::fill(total, total + item_totals, 0.0);
+      const int64_t unit_begin = split * units / splits, unit_end = (split + 1) * units / splits;
+      for (int64_t u = unit_begin; u < unit_end; ++u) {
+        const int64_t n = u / row_units, sum_begin = (u % row_units) * sum_length;
+        const int64_t sum_end = std::min(L_out, sum_begin + sum_length);
+        for (int64_t l0 = sum_begin; l0 < sum_end; l0 += kGwChunk) {
+          const int64_t count = std::min(kGwChunk, sum_end - l0);
+          // gy_t[p][o] = gy[n][o0 + o][l0 + p]
+          const scalar_t* gy_block = gy_data + (n * g.out_channels + o0) * L_out + l0;
+          transpose(gy_t, ldo, gy_block, L_out, no, count);
+          const int64_t base = l0 * s - g.pad_left;
+          const int64_t span = (count - 1) * s + (K - 1) * d + 1;  // input positions the chunk reads
+          const scalar_t* x_block = x_data + (n * g.in_channels + c_in) * L;
+          const acc_t* rows;
+          int64_t row_stride;
+          if (kSameType && s == 1 && base >= 0 && base + span <= L) {
+            rows = reinterpret_cast<const acc_t*>(x_block) + base;
+            row_stride = L;
+          } else {
+            kern.gather({gathered, nc, rows_per_channel, row_length, count + halo, x_block, L, 1, base, s, L,
+                         phases.data()});
+            rows = gathered;
+            row_stride = rows_per_channel * row_length;
+          }
+          const cpu::BlockView<acc_t> view{gy_t, offsets.data(), count};
+          for (int64_t k = 0; k < K; ++k) {
+            const int64_t tap = rows == gathered ? tap_offset[k] : k * d;
+            const cpu::BlockIo<acc_t> io{scratch + k * channel_block * ldo, ldo, nullptr, l0 == sum_begin, nullptr, 0};
+            kern.accumulate(io, nc, no, view, rows + tap, row_stride);
+          }
+        }
+        for (int64_t k = 0; k < K; ++k)
+          for (int64_t c = 0; c < nc; ++c) {
+            const int64_t at = (k * channel_block + c) * ldo;
+            for (int64_t o = 0; o < no; ++o) total[at + o] += static_cast<double>(scratch[at + o]);
+          }
+      }
+    }
+  });
+  // Eight output channels at a time: one line of each split's totals, written to eight rows of the
+  // weight gradient along (c, k).
+  scalar_t* gw = grad_weight.mutable_data_ptr<scalar_t>();
+  at::parallel_for(0, base_items, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t cb = item % channel_blocks, ob = (item / channel_blocks) % out_blocks;
+      const int64_t grp = item / (channel_blocks * out_blocks);
+      const int64_t o0 = grp * O_g + ob * kGwOutBlock, no = std::min(kGwOutBlock, O_g - ob * kGwOutBlock);
+      const int64_t c0 = cb * channel_block, nc = std::min(channel_block, C_g - c0);
+      const double* totals = partial.get() + item * splits * item_totals;
+      for (int64_t ot = 0; ot < no; ot += 8) {
+        const int64_t n8 = std::min<int64_t>(8, no - ot);
+        for (int64_t c = 0; c < nc; ++c)
+          for (int64_t k = 0; k < K; ++k) {
+            const int64_t at = (k * channel_block + c) * ldo + ot;
+            double sum[8];
+            for (int j = 0; j < 8; ++j) sum[j] = totals[at + j];
+            for (int64_t sp = 1; sp < splits; ++sp)
+              for (int j = 0; j < 8; ++j) sum[j] += totals[sp * item_totals + at + j];
+            scalar_t* out = gw + (o0 + ot) * CgK + (c0 + c) * K + k;
+            for (int64_t j = 0; j < n8; ++j) out[j * CgK] = static_cast<scalar_t>(sum[j]);
+          }
+      }
+    }
+  });
+}
+
 // grad_bias[o] = sum over n and l of gy[n, o, l].
 template <typename scalar_t>
 void grad_bias_rows(const scalar_t* gy, scalar_t* grad_bias, const Geometry& g) {
@@ -128,18 +403,17 @@ Gradients conv1d_backward_cpu(const at::Tensor& grad_output, const at::Tensor& i
   const at::Tensor x = mask[1] ? input.contiguous() : at::Tensor();
   const at::Tensor w = weight.contiguous();
   at::Tensor grad_input, grad_weight, grad_bias;
-  if (mask[0]) grad_input = at::empty({g.batch, g.in_channels, g.in_length}, input.options());
+  if (mask[0]) grad_input = grad_input_cpu(gy, w, g);
   if (mask[1]) grad_weight = at::empty(weight.sizes(), weight.options());
   if (mask[2]) grad_bias = at::empty({g.out_channels}, weight.options());
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "custom::conv1d_backward (CPU)", [&] {
-    if (mask[0] && grad_input.numel() > 0) {
-      grad_input_rows<scalar_t>(gy.const_data_ptr<scalar_t>(), w.const_data_ptr<scalar_t>(),
-                                grad_input.mutable_data_ptr<scalar_t>(), g);
-    }
     // An empty batch gives zero weight and bias gradients (the loops add nothing).
     if (mask[1]) {
-      grad_weight_rows<scalar_t>(gy.const_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(),
-                                 grad_weight.mutable_data_ptr<scalar_t>(), g);
+      if (g.in_channels_per_group() * g.kernel_size >= kGwMinRows && g.out_channels_per_group() >= kGwMinColumns)
+        grad_weight_gemm<scalar_t>(gy, x, grad_weight, g);
+      else
+        grad_weight_rows<scalar_t>(gy.const_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(),
+                                   grad_weight.mutable_data_ptr<scalar_t>(), g);
     }
     if (mask[2]) grad_bias_rows<scalar_t>(gy.const_data_ptr<scalar_t>(), grad_bias.mutable_data_ptr<scalar_t>(), g);
   });
