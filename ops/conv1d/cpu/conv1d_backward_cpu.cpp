@@ -19,7 +19,6 @@
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 #include <ATen/ops/empty.h>
-#include <ATen/ops/tensor.h>
 #include <ATen/ops/zeros.h>
 
 #include <algorithm>
@@ -65,6 +64,179 @@ TapRange tap_range(const Geometry& g, int64_t offset) {
   return {first, std::min(last, g.out_length)};
 }
 
+// dst[p * dst_stride + o] = src[o * src_stride + p] for o < rows, p < cols (nothing else written):
+// grad_output's rows packed transposed for grad_weight, and pointwise weights swapped for grad_input. In
+// 16 x 16 tiles (the rows are L_out apart, often a power of two, and a copy row by row or column by
+// column had every access of a pass in one cache set).
+template <typename acc_t, typename scalar_t>
+void transpose_portable(acc_t* dst, int64_t dst_stride, const scalar_t* src, int64_t src_stride, int64_t rows,
+                        int64_t cols) {
+  for (int64_t ot = 0; ot < rows; ot += 16)
+    for (int64_t pt = 0; pt < cols; pt += 16) {
+      const int64_t o_end = std::min(rows, ot + 16), p_end = std::min(cols, pt + 16);
+      for (int64_t o = ot; o < o_end; ++o) {
+        const scalar_t* row = src + o * src_stride;
+        for (int64_t p = pt; p < p_end; ++p) dst[p * dst_stride + o] = static_cast<acc_t>(row[p]);
+      }
+    }
+}
+
+#ifdef CUSTOM_OPS_X86_DISPATCH
+// The same for float32 results with AVX-512: 16 rows loaded (masked at the edges, converted from 16-bit
+// types), transposed in registers by four rounds of shuffles, 16 columns stored (masked to `rows`).
+template <typename scalar_t>
+CUSTOM_OPS_TARGET_AVX512 void transpose_avx512(float* dst, int64_t dst_stride, const scalar_t* src, int64_t src_stride,
+                                               int64_t rows, int64_t cols) {
+  for (int64_t ot = 0; ot < rows; ot += 16)
+    for (int64_t pt = 0; pt < cols; pt += 16) {
+      const int64_t nr = std::min<int64_t>(16, rows - ot), nc = std::min<int64_t>(16, cols - pt);
+      const __mmask16 mask = static_cast<__mmask16>((1u << nc) - 1), row_mask = static_cast<__mmask16>((1u << nr) - 1);
+      __m512 r[16];
+      for (int i = 0; i < 16; ++i) {
+        if (i >= nr) {
+          r[i] = _mm512_setzero_ps();
+          continue;
+        }
+        const scalar_t* row = src + (ot + i) * src_stride + pt;
+        if constexpr (std::is_same_v<scalar_t, float>) {
+          r[i] = _mm512_maskz_loadu_ps(mask, row);
+        } else if constexpr (std::is_same_v<scalar_t, c10::BFloat16>) {
+          const __m256i bits = _mm256_maskz_loadu_epi16(mask, row);
+          r[i] = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(bits), 16));
+        } else {
+          r[i] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, row));
+        }
+      }
+      __m512 t[16];
+      for (int i = 0; i < 8; ++i) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+      }
+      for (int i = 0; i < 4; ++i)
+        for (int j = 0; j < 2; ++j) {
+          const __m512d a = _mm512_castps_pd(t[4 * i + j]), b = _mm512_castps_pd(t[4 * i + j + 2]);
+          r[4 * i + 2 * j] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+          r[4 * i + 2 * j + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+        }
+      // r[4i + m] holds, for rows 4i..4i+3, column m of each 128-bit lane (columns m, m+4, m+8, m+12).
+      for (int i = 0; i < 2; ++i)
+        for (int m = 0; m < 4; ++m) {
+          t[8 * i + m] = _mm512_shuffle_f32x4(r[8 * i + m], r[8 * i + 4 + m], 0x88);
+          t[8 * i + 4 + m] = _mm512_shuffle_f32x4(r[8 * i + m], r[8 * i + 4 + m], 0xdd);
+        }
+      // t[8i + m]: lanes 0, 2 of rows 8i..8i+3 and 8i+4..8i+7; t[8i + 4 + m]: lanes 1, 3.
+      for (int h = 0; h < 2; ++h)
+        for (int m = 0; m < 4; ++m) {
+          const __m512 lo = _mm512_shuffle_f32x4(t[4 * h + m], t[8 + 4 * h + m], 0x88);
+          const __m512 hi = _mm512_shuffle_f32x4(t[4 * h + m], t[8 + 4 * h + m], 0xdd);
+          // lo: column 4h + m; hi: column 8 + 4h + m.
+          const int64_t c_lo = 4 * h + m, c_hi = 8 + 4 * h + m;
+          if (c_lo < nc) _mm512_mask_storeu_ps(dst + (pt + c_lo) * dst_stride + ot, row_mask, lo);
+          if (c_hi < nc) _mm512_mask_storeu_ps(dst + (pt + c_hi) * dst_stride + ot, row_mask, hi);
+        }
+    }
+}
+#endif
+
+template <typename acc_t, typename scalar_t>
+using TransposeFn = void (*)(acc_t*, int64_t, const scalar_t*, int64_t, int64_t, int64_t);
+
+template <typename acc_t, typename scalar_t>
+TransposeFn<acc_t, scalar_t> pick_transpose() {
+#ifdef CUSTOM_OPS_X86_DISPATCH
+  if constexpr (std::is_same_v<acc_t, float>) {
+    if (cpu::cpu_isa() >= cpu::Isa::kAvx512) return transpose_avx512<scalar_t>;
+  }
+#endif
+  return transpose_portable<acc_t, scalar_t>;
+}
+
+// Rows of the swapped weight (below) for one (group, tile of 16 input channels): for each channel c and
+// output channel o, to[j] = from[taps[j]] with from = w[o][c][.], to = w_swapped[c][o][.].
+template <typename scalar_t>
+void swap_tile_portable(scalar_t* dst, const scalar_t* src, int64_t O_g, int64_t C_g, int64_t K,
+                        const int64_t* taps, int64_t J, int64_t c_begin, int64_t c_end) {
+  for (int64_t ot = 0; ot < O_g; ot += 16)
+    for (int64_t c = c_begin; c < c_end; ++c)
+      for (int64_t o = ot; o < std::min(O_g, ot + 16); ++o) {
+        const scalar_t* from = src + (o * C_g + c) * K;
+        scalar_t* to = dst + (c * O_g + o) * J;
+        for (int64_t j = 0; j < J; ++j) to[j] = from[taps[j]];
+      }
+}
+
+#ifdef CUSTOM_OPS_X86_DISPATCH
+// The same with AVX-512 for 32-bit elements and K <= 16, or 16-bit ones and K <= 32: one masked load
+// of the K taps, one permute into the phase's order, one masked store.
+template <typename scalar_t>
+CUSTOM_OPS_TARGET_AVX512 void swap_tile_avx512(scalar_t* dst, const scalar_t* src, int64_t O_g, int64_t C_g,
+                                               int64_t K, const int64_t* taps, int64_t J, int64_t c_begin,
+                                               int64_t c_end) {
+  static_assert(sizeof(scalar_t) == 4 || sizeof(scalar_t) == 2, "32- or 16-bit elements");
+  constexpr int kLanes = 64 / sizeof(scalar_t);
+  alignas(64) uint16_t index16[32] = {};
+  alignas(64) uint32_t index32[16] = {};
+  for (int64_t j = 0; j < J; ++j) {
+    index16[j] = static_cast<uint16_t>(taps[j]);
+    if (j < 16) index32[j] = static_cast<uint32_t>(taps[j]);
+  }
+  const __m512i index = sizeof(scalar_t) == 4 ? _mm512_load_si512(index32) : _mm512_load_si512(index16);
+  const uint64_t load_bits = K >= 64 ? ~uint64_t{0} : (uint64_t{1} << K) - 1;
+  const uint64_t store_bits = J >= 64 ? ~uint64_t{0} : (uint64_t{1} << J) - 1;
+  for (int64_t ot = 0; ot < O_g; ot += 16)
+    for (int64_t c = c_begin; c < c_end; ++c)
+      for (int64_t o = ot; o < std::min(O_g, ot + 16); ++o) {
+        const scalar_t* from = src + (o * C_g + c) * K;
+        scalar_t* to = dst + (c * O_g + o) * J;
+        if constexpr (kLanes == 16) {
+          const __m512i v = _mm512_maskz_loadu_epi32(static_cast<__mmask16>(load_bits), from);
+          _mm512_mask_storeu_epi32(to, static_cast<__mmask16>(store_bits), _mm512_permutexvar_epi32(index, v));
+        } else {
+          const __m512i v = _mm512_maskz_loadu_epi16(static_cast<__mmask32>(load_bits), from);
+          _mm512_mask_storeu_epi16(to, static_cast<__mmask32>(store_bits), _mm512_permutexvar_epi16(index, v));
+        }
+      }
+}
+#endif
+
+// w_swapped[grp * C_g + c][o][j] = w[grp * O_g + o][c][taps[j]]: the weight of the convolution from
+// grad_output's channels to the input's, for the taps of one phase. In tiles of 16 x 16 (o, c): the
+// weight rows are C_g * K apart, and for short sequences (batch-1 inference shapes) the weight is as
+// large as the activations.
+at::Tensor swapped_weight(const at::Tensor& w, const Geometry& g, const std::vector<int64_t>& taps) {
+  const int64_t G = g.groups, C_g = g.in_channels_per_group(), O_g = g.out_channels_per_group();
+  const int64_t K = g.kernel_size, J = static_cast<int64_t>(taps.size()), c_tiles = (C_g + 15) / 16;
+  at::Tensor out = at::empty({g.in_channels, O_g, J}, w.options());
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, w.scalar_type(), "custom::conv1d_backward (CPU)", [&] {
+    const scalar_t* src = w.const_data_ptr<scalar_t>();  // contiguous (O, C_g, K)
+    scalar_t* dst = out.mutable_data_ptr<scalar_t>();
+    if (K == 1) {  // a plain transpose of each group's (O_g, C_g) matrix
+      const TransposeFn<scalar_t, scalar_t> transpose = pick_transpose<scalar_t, scalar_t>();
+      at::parallel_for(0, G * c_tiles, 1, [&](int64_t begin, int64_t end) {
+        for (int64_t tile = begin; tile < end; ++tile) {
+          const int64_t grp = tile / c_tiles, c_begin = (tile % c_tiles) * 16;
+          transpose(dst + (grp * C_g + c_begin) * O_g, O_g, src + grp * O_g * C_g + c_begin, C_g, O_g,
+                    std::min<int64_t>(16, C_g - c_begin));
+        }
+      });
+      return;
+    }
+    auto swap_tile = swap_tile_portable<scalar_t>;
+#ifdef CUSTOM_OPS_X86_DISPATCH
+    if (cpu::cpu_isa() >= cpu::Isa::kAvx512 && sizeof(scalar_t) * K <= 64) {
+      if constexpr (sizeof(scalar_t) == 4 || sizeof(scalar_t) == 2) swap_tile = swap_tile_avx512<scalar_t>;
+    }
+#endif
+    at::parallel_for(0, G * c_tiles, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t tile = begin; tile < end; ++tile) {
+        const int64_t grp = tile / c_tiles, c_begin = (tile % c_tiles) * 16, c_end = std::min(C_g, c_begin + 16);
+        swap_tile(dst + grp * C_g * O_g * J, src + grp * O_g * C_g * K, O_g, C_g, K, taps.data(), J, c_begin, c_end);
+      }
+    });
+  });
+  return out;
+}
+
 // grad_input[n, c, i] = sum over the group's o and taps k of W[o, c, k] * gy[n, o, l], i = l*s + k*d - pl:
 // the transposed convolution, computed as forward convolutions of grad_output by the forward's own
 // kernels (register-blocked, vectorised, bfloat16 dot products), one per phase r = i mod s of the input.
@@ -77,10 +249,8 @@ TapRange tap_range(const Geometry& g, int64_t offset) {
 // With stride 1 that is the whole grad_input; otherwise each phase is written to its strided positions.
 at::Tensor grad_input_cpu(const at::Tensor& gy, const at::Tensor& weight, const Geometry& g) {
   const int64_t s = g.stride, d = g.dilation, K = g.kernel_size, L = g.in_length;
-  const int64_t G = g.groups, C_g = g.in_channels_per_group(), O_g = g.out_channels_per_group();
+  const int64_t O_g = g.out_channels_per_group();
   if (gy.numel() == 0 || O_g == 0 || L == 0) return at::zeros({g.batch, g.in_channels, L}, gy.options());
-  // (G, O_g, C_g, K) -> (G, C_g, O_g, K): the weight of the convolution from grad_output's channels.
-  const at::Tensor w_swapped = weight.reshape({G, O_g, C_g, K}).transpose(1, 2);
   const int64_t s_taps = s / std::gcd(s, d), d_phase = d / std::gcd(s, d);
   at::Tensor grad_input = s == 1 ? at::Tensor() : at::empty({g.batch, g.in_channels, L}, gy.options());
   for (int64_t r = 0; r < std::min(s, L); ++r) {
@@ -95,10 +265,7 @@ at::Tensor grad_input_cpu(const at::Tensor& gy, const at::Tensor& weight, const 
     const int64_t e0 = (r + g.pad_left - k0 * d) / s;  // exact
     std::vector<int64_t> tap_index(taps);
     for (int64_t j = 0; j < taps; ++j) tap_index[j] = k0 + (taps - 1 - j) * s_taps;
-    const at::Tensor w_phase =
-        (taps == K && s_taps == 1 ? w_swapped.flip({3})
-                                  : w_swapped.index_select(3, at::tensor(tap_index, at::TensorOptions(at::kLong))))
-            .reshape({g.in_channels, O_g, taps});
+    const at::Tensor w_phase = swapped_weight(weight, g, tap_index);
     Geometry t = g;
     t.in_channels = g.out_channels;
     t.in_length = g.out_length;
@@ -141,95 +308,6 @@ void grad_weight_rows(const scalar_t* gy, const scalar_t* x, scalar_t* grad_weig
       for (int64_t k = 0; k < K; ++k) grad_weight[r * K + k] = static_cast<scalar_t>(sums[k]);
     }
   });
-}
-
-// dst[p * dst_stride + o] = src[o * src_stride + p] for o < rows, p < cols: grad_output's rows packed
-// transposed for grad_weight. In 16 x 16 tiles (the rows are L_out apart, often a power of two, and a
-// copy row by row or column by column had every access of a pass in one cache set); columns of a partial
-// tile past `rows` are written as zeros, up to the next multiple of 16.
-template <typename acc_t, typename scalar_t>
-void transpose_portable(acc_t* dst, int64_t dst_stride, const scalar_t* src, int64_t src_stride, int64_t rows,
-                        int64_t cols) {
-  for (int64_t ot = 0; ot < rows; ot += 16)
-    for (int64_t pt = 0; pt < cols; pt += 16) {
-      const int64_t o_end = std::min(rows, ot + 16), p_end = std::min(cols, pt + 16);
-      for (int64_t o = ot; o < o_end; ++o) {
-        const scalar_t* row = src + o * src_stride;
-        for (int64_t p = pt; p < p_end; ++p) dst[p * dst_stride + o] = static_cast<acc_t>(row[p]);
-      }
-      for (int64_t o = o_end; o < ot + 16; ++o)
-        for (int64_t p = pt; p < p_end; ++p) dst[p * dst_stride + o] = acc_t(0);
-    }
-}
-
-#ifdef CUSTOM_OPS_X86_DISPATCH
-// The same for float32 results with AVX-512: 16 rows loaded (masked at the edges, converted from 16-bit
-// types), transposed in registers by four rounds of shuffles, 16 columns stored.
-template <typename scalar_t>
-CUSTOM_OPS_TARGET_AVX512 void transpose_avx512(float* dst, int64_t dst_stride, const scalar_t* src, int64_t src_stride,
-                                               int64_t rows, int64_t cols) {
-  for (int64_t ot = 0; ot < rows; ot += 16)
-    for (int64_t pt = 0; pt < cols; pt += 16) {
-      const int64_t nr = std::min<int64_t>(16, rows - ot), nc = std::min<int64_t>(16, cols - pt);
-      const __mmask16 mask = static_cast<__mmask16>((1u << nc) - 1);
-      __m512 r[16];
-      for (int i = 0; i < 16; ++i) {
-        if (i >= nr) {
-          r[i] = _mm512_setzero_ps();
-          continue;
-        }
-        const scalar_t* row = src + (ot + i) * src_stride + pt;
-        if constexpr (std::is_same_v<scalar_t, float>) {
-          r[i] = _mm512_maskz_loadu_ps(mask, row);
-        } else if constexpr (std::is_same_v<scalar_t, c10::BFloat16>) {
-          const __m256i bits = _mm256_maskz_loadu_epi16(mask, row);
-          r[i] = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(bits), 16));
-        } else {
-          r[i] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, row));
-        }
-      }
-      __m512 t[16];
-      for (int i = 0; i < 8; ++i) {
-        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-      }
-      for (int i = 0; i < 4; ++i)
-        for (int j = 0; j < 2; ++j) {
-          const __m512d a = _mm512_castps_pd(t[4 * i + j]), b = _mm512_castps_pd(t[4 * i + j + 2]);
-          r[4 * i + 2 * j] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
-          r[4 * i + 2 * j + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
-        }
-      // r[4i + m] holds, for rows 4i..4i+3, column m of each 128-bit lane (columns m, m+4, m+8, m+12).
-      for (int i = 0; i < 2; ++i)
-        for (int m = 0; m < 4; ++m) {
-          t[8 * i + m] = _mm512_shuffle_f32x4(r[8 * i + m], r[8 * i + 4 + m], 0x88);
-          t[8 * i + 4 + m] = _mm512_shuffle_f32x4(r[8 * i + m], r[8 * i + 4 + m], 0xdd);
-        }
-      // t[8i + m]: lanes 0, 2 of rows 8i..8i+3 and 8i+4..8i+7; t[8i + 4 + m]: lanes 1, 3.
-      for (int h = 0; h < 2; ++h)
-        for (int m = 0; m < 4; ++m) {
-          const __m512 lo = _mm512_shuffle_f32x4(t[4 * h + m], t[8 + 4 * h + m], 0x88);
-          const __m512 hi = _mm512_shuffle_f32x4(t[4 * h + m], t[8 + 4 * h + m], 0xdd);
-          // lo: column 4h + m; hi: column 8 + 4h + m.
-          const int64_t c_lo = 4 * h + m, c_hi = 8 + 4 * h + m;
-          if (c_lo < nc) _mm512_storeu_ps(dst + (pt + c_lo) * dst_stride + ot, lo);
-          if (c_hi < nc) _mm512_storeu_ps(dst + (pt + c_hi) * dst_stride + ot, hi);
-        }
-    }
-}
-#endif
-
-template <typename acc_t, typename scalar_t>
-using TransposeFn = void (*)(acc_t*, int64_t, const scalar_t*, int64_t, int64_t, int64_t);
-
-template <typename acc_t, typename scalar_t>
-TransposeFn<acc_t, scalar_t> pick_transpose() {
-#ifdef CUSTOM_OPS_X86_DISPATCH
-  if constexpr (std::is_same_v<acc_t, float>) {
-    if (cpu::cpu_isa() >= cpu::Isa::kAvx512) return transpose_avx512<scalar_t>;
-  }
-#endif
-  return transpose_portable<acc_t, scalar_t>;
 }
 
 // grad_weight as a GEMM per group on the forward's micro-kernel: rows = input channels c, columns =
@@ -282,14 +360,45 @@ void grad_weight_gemm(const at::Tensor& gy, const at::Tensor& x, at::Tensor& gra
   const int64_t sum_length = kGwChunk * kGwChunksPerSum;
   const int64_t row_units = (L_out + sum_length - 1) / sum_length, units = N * row_units;
   const int64_t base_items = G * out_blocks * channel_blocks;
-  // Each item's float64 totals in its scratch's own layout [k][c][o] (whole vectors added per unit); the
-  // last pass sums the splits and transposes into (O, C_g, K).
+  // The scratch and each item's float64 totals are laid out [c][k][o] (rows r = c * K + k, whole vectors
+  // of o), so an item's gradient, gw[o][c][k] = gw[o][r], is their transpose.
   const int64_t ldo = std::min(kGwOutBlock, (O_g + 15) / 16 * 16);  // gy_t row: columns rounded to vectors
   const int64_t item_totals = K * channel_block * ldo;
   const int64_t splits = std::clamp<int64_t>(
       std::min((kGwMinItems + base_items - 1) / base_items, kGwMaxPartials / (base_items * item_totals)), 1,
       std::max<int64_t>(units, 1));
-  std::unique_ptr<double[]> partial(new double[base_items * splits * item_totals]);
+  // Split reductions keep every split's totals until all are done; unsplit ones (most shapes) keep one
+  // item's totals per thread and write the item's gradient when it ends (no large buffer to fault in).
+  std::unique_ptr<double[]> partial(splits > 1 ? new double[base_items * splits * item_totals] : nullptr);
+  scalar_t* const gw = grad_weight.mutable_data_ptr<scalar_t>();
+  const TransposeFn<scalar_t, acc_t> transpose_out = pick_transpose<scalar_t, acc_t>();
+  // The gradient of base item `item` (group, output block, channel block) from `count` splits' totals
+  // (float32 sums of the scratch, or float64 totals).
+  auto write_item = [&](int64_t item, const auto* totals, int64_t count) {
+    const int64_t cb = item % channel_blocks, ob = (item / channel_blocks) % out_blocks;
+    const int64_t grp = item / (channel_blocks * out_blocks);
+    const int64_t o0 = grp * O_g + ob * kGwOutBlock, no = std::min(kGwOutBlock, O_g - ob * kGwOutBlock);
+    const int64_t c0 = cb * channel_block, nc = std::min(channel_block, C_g - c0);
+    scalar_t* out = gw + o0 * CgK + c0 * K;
+    if (count == 1) {
+      if constexpr (std::is_same_v<std::decay_t<decltype(*totals)>, acc_t>)
+        transpose_out(out, CgK, totals, ldo, nc * K, no);
+      else
+        transpose_portable<scalar_t, double>(out, CgK, totals, ldo, nc * K, no);
+    } else {
+      // Eight output channels at a time: one line of each split's totals, written to eight rows.
+      for (int64_t ot = 0; ot < no; ot += 8) {
+        const int64_t n8 = std::min<int64_t>(8, no - ot);
+        for (int64_t r = 0; r < nc * K; ++r) {
+          double sum[8];
+          for (int j = 0; j < 8; ++j) sum[j] = totals[r * ldo + ot + j];
+          for (int64_t sp = 1; sp < count; ++sp)
+            for (int j = 0; j < 8; ++j) sum[j] += totals[sp * item_totals + r * ldo + ot + j];
+          for (int64_t j = 0; j < n8; ++j) out[(ot + j) * CgK + r] = static_cast<scalar_t>(sum[j]);
+        }
+      }
+    }
+  };
 
   const scalar_t* gy_data = gy.const_data_ptr<scalar_t>();  // contiguous (N, O, L_out)
   const scalar_t* x_data = x.const_data_ptr<scalar_t>();    // contiguous (N, C, L)
@@ -303,6 +412,7 @@ void grad_weight_gemm(const at::Tensor& gy, const at::Tensor& x, at::Tensor& gra
     acc_t* const scratch = cpu::align64(scratch_storage.data());
     std::vector<int64_t> offsets(kGwChunk);
     for (int64_t p = 0; p < kGwChunk; ++p) offsets[p] = p * ldo;
+    std::vector<double> own_totals(splits > 1 ? 0 : item_totals);
     for (int64_t item = begin; item < end; ++item) {
       const int64_t split = item % splits;
       int64_t rest = item / splits;
@@ -312,9 +422,14 @@ void grad_weight_gemm(const at::Tensor& gy, const at::Tensor& x, at::Tensor& gra
       const int64_t o0 = grp * O_g + ob * kGwOutBlock, no = std::min(kGwOutBlock, O_g - ob * kGwOutBlock);
       const int64_t c0 = cb * channel_block, nc = std::min(channel_block, C_g - c0);
       const int64_t c_in = grp * C_g + c0;  // the block's first channel of the input
-      double* const total = partial.get() + item * item_totals;
-      std::fill(total, total + item_totals, 0.0);
+      // gy_t's columns past `no` are read by the micro-kernel's whole vectors (their sums are dropped).
+      for (int64_t p = 0; p < kGwChunk; ++p) std::fill(gy_t + p * ldo + no, gy_t + (p + 1) * ldo, acc_t(0));
+      double* const total = splits > 1 ? partial.get() + item * item_totals : own_totals.data();
       const int64_t unit_begin = split * units / splits, unit_end = (split + 1) * units / splits;
+      // An unsplit item of one unit (short sequences: the whole reduction in one float32 sum) writes its
+      // gradient from the scratch; the float64 totals would cost as much as the sums.
+      const bool from_scratch = splits == 1 && unit_end - unit_begin == 1;
+      if (!from_scratch) std::fill(total, total + item_totals, 0.0);
       for (int64_t u = unit_begin; u < unit_end; ++u) {
         const int64_t n = u / row_units, sum_begin = (u % row_units) * sum_length;
         const int64_t sum_end = std::min(L_out, sum_begin + sum_length);
@@ -340,43 +455,26 @@ void grad_weight_gemm(const at::Tensor& gy, const at::Tensor& x, at::Tensor& gra
           const cpu::BlockView<acc_t> view{gy_t, offsets.data(), count};
           for (int64_t k = 0; k < K; ++k) {
             const int64_t tap = rows == gathered ? tap_offset[k] : k * d;
-            const cpu::BlockIo<acc_t> io{scratch + k * channel_block * ldo, ldo, nullptr, l0 == sum_begin, nullptr, 0};
+            const cpu::BlockIo<acc_t> io{scratch + k * ldo, K * ldo, nullptr, l0 == sum_begin, nullptr, 0};
             kern.accumulate(io, nc, no, view, rows + tap, row_stride);
           }
         }
-        for (int64_t k = 0; k < K; ++k)
-          for (int64_t c = 0; c < nc; ++c) {
-            const int64_t at = (k * channel_block + c) * ldo;
-            for (int64_t o = 0; o < no; ++o) total[at + o] += static_cast<double>(scratch[at + o]);
-          }
+        if (from_scratch) break;
+        for (int64_t r = 0; r < nc * K; ++r)
+          for (int64_t o = 0; o < no; ++o) total[r * ldo + o] += static_cast<double>(scratch[r * ldo + o]);
+      }
+      if (from_scratch) {
+        write_item(item, static_cast<const acc_t*>(scratch), 1);
+      } else if (splits == 1) {
+        write_item(item, static_cast<const double*>(total), 1);
       }
     }
   });
-  // Eight output channels at a time: one line of each split's totals, written to eight rows of the
-  // weight gradient along (c, k).
-  scalar_t* gw = grad_weight.mutable_data_ptr<scalar_t>();
-  at::parallel_for(0, base_items, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t item = begin; item < end; ++item) {
-      const int64_t cb = item % channel_blocks, ob = (item / channel_blocks) % out_blocks;
-      const int64_t grp = item / (channel_blocks * out_blocks);
-      const int64_t o0 = grp * O_g + ob * kGwOutBlock, no = std::min(kGwOutBlock, O_g - ob * kGwOutBlock);
-      const int64_t c0 = cb * channel_block, nc = std::min(channel_block, C_g - c0);
-      const double* totals = partial.get() + item * splits * item_totals;
-      for (int64_t ot = 0; ot < no; ot += 8) {
-        const int64_t n8 = std::min<int64_t>(8, no - ot);
-        for (int64_t c = 0; c < nc; ++c)
-          for (int64_t k = 0; k < K; ++k) {
-            const int64_t at = (k * channel_block + c) * ldo + ot;
-            double sum[8];
-            for (int j = 0; j < 8; ++j) sum[j] = totals[at + j];
-            for (int64_t sp = 1; sp < splits; ++sp)
-              for (int j = 0; j < 8; ++j) sum[j] += totals[sp * item_totals + at + j];
-            scalar_t* out = gw + (o0 + ot) * CgK + (c0 + c) * K + k;
-            for (int64_t j = 0; j < n8; ++j) out[j * CgK] = static_cast<scalar_t>(sum[j]);
-          }
-      }
-    }
-  });
+  if (splits > 1) {
+    at::parallel_for(0, base_items, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t item = begin; item < end; ++item) write_item(item, static_cast<const double*>(partial.get() + item * splits * item_totals), splits);
+    });
+  }
 }
 
 // grad_bias[o] = sum over n and l of gy[n, o, l].
