@@ -22,6 +22,7 @@
 #include <ATen/ops/zeros.h>
 
 #include <algorithm>
+#include <cstring>
 #include <memory>
 #include <numeric>
 #include <type_traits>
@@ -84,7 +85,9 @@ void transpose_portable(acc_t* dst, int64_t dst_stride, const scalar_t* src, int
 #ifdef CUSTOM_OPS_X86_DISPATCH
 // The same for float32 results with AVX-512: 16 rows loaded (masked at the edges, converted from 16-bit
 // types), transposed in registers by four rounds of shuffles, 16 columns stored (masked to `rows`).
-template <typename scalar_t>
+// kPairs (bfloat16): the columns are pairs of consecutive elements, moved as 32-bit words (column p of
+// row o is elements 2p and 2p + 1 of the row; src_stride still counts elements).
+template <typename scalar_t, bool kPairs = false>
 CUSTOM_OPS_TARGET_AVX512 void transpose_avx512(float* dst, int64_t dst_stride, const scalar_t* src, int64_t src_stride,
                                                int64_t rows, int64_t cols) {
   for (int64_t ot = 0; ot < rows; ot += 16)
@@ -97,8 +100,10 @@ CUSTOM_OPS_TARGET_AVX512 void transpose_avx512(float* dst, int64_t dst_stride, c
           r[i] = _mm512_setzero_ps();
           continue;
         }
-        const scalar_t* row = src + (ot + i) * src_stride + pt;
-        if constexpr (std::is_same_v<scalar_t, float>) {
+        const scalar_t* row = src + (ot + i) * src_stride + (kPairs ? 2 * pt : pt);
+        if constexpr (kPairs) {
+          r[i] = _mm512_castsi512_ps(_mm512_maskz_loadu_epi32(mask, row));
+        } else if constexpr (std::is_same_v<scalar_t, float>) {
           r[i] = _mm512_maskz_loadu_ps(mask, row);
         } else if constexpr (std::is_same_v<scalar_t, c10::BFloat16>) {
           const __m256i bits = _mm256_maskz_loadu_epi16(mask, row);
@@ -330,6 +335,50 @@ constexpr int64_t kGwMaxPartials = 1 << 24;  // float64 partial sums held for th
 constexpr int64_t kGwMinRows = 4;
 constexpr int64_t kGwMinColumns = 16;
 
+#ifdef CUSTOM_OPS_X86_DISPATCH
+// One chunk of grad_weight in bfloat16 with AVX-512-BF16: a term is a pair of consecutive positions
+// (vdpbf16ps adds both products to a float32 lane), so grad_output's rows transpose as 32-bit pairs and
+// each (channel, tap) row of the input is its window's bfloat16 bits read as pairs. A chunk of odd
+// length gets a zero partner for its last position on both sides.
+struct PairChunk {
+  uint32_t* gy_pairs;      // [kGwChunk / 2][ldo]: pair p of output channel o at p * ldo + o
+  uint16_t* gathered;      // [channel][phase row][row_length] bfloat16 bits, zero outside the input
+  uint32_t* x_pairs;       // [channel][tap][kGwChunk / 2]
+  const int64_t* offsets;  // pair p -> p * ldo
+  float* scratch;          // [c][k][o]
+};
+
+CUSTOM_OPS_TARGET_AVX512BF16 void grad_weight_chunk_bf16(const PairChunk& b, const c10::BFloat16* gy_block,
+                                                         int64_t L_out, int64_t no, int64_t ldo, int64_t count,
+                                                         const c10::BFloat16* x_block, int64_t L, int64_t nc,
+                                                         int64_t K, int64_t base, int64_t stride,
+                                                         const std::vector<int64_t>& phases, int64_t row_length,
+                                                         const std::vector<int64_t>& tap_offset, int64_t halo,
+                                                         bool first) {
+  constexpr int64_t kRowPairs = kGwChunk / 2;
+  const int64_t pairs = (count + 1) / 2, full = count / 2;
+  transpose_avx512<c10::BFloat16, true>(reinterpret_cast<float*>(b.gy_pairs), ldo, gy_block, L_out, no, full);
+  if (count % 2 == 1) {
+    for (int64_t o = 0; o < no; ++o) b.gy_pairs[full * ldo + o] = gy_block[o * L_out + count - 1].x;
+  }
+  const int64_t rows_per_channel = static_cast<int64_t>(phases.size());
+  for (int64_t c = 0; c < nc; ++c) {
+    c10::BFloat16* rows = reinterpret_cast<c10::BFloat16*>(b.gathered) + c * rows_per_channel * row_length;
+    for (int64_t r = 0; r < rows_per_channel; ++r)
+      cpu::gather_row(rows + r * row_length, count + halo + 1, x_block + c * L, 1, base + phases[r], stride, L);
+    for (int64_t k = 0; k < K; ++k) {
+      uint32_t* dst = b.x_pairs + (c * K + k) * kRowPairs;
+      std::memcpy(dst, rows + tap_offset[k], pairs * sizeof(uint32_t));
+      if (count % 2 == 1) reinterpret_cast<uint16_t*>(dst)[2 * pairs - 1] = 0;
+    }
+  }
+  const cpu::PairView view{b.gy_pairs, b.offsets, pairs};
+  for (int64_t k = 0; k < K; ++k)
+    cpu::accumulate_bf16(b.scratch + k * ldo, K * ldo, nullptr, first, nc, no, view, b.x_pairs + k * kRowPairs,
+                         K * kRowPairs, nullptr, 0);
+}
+#endif
+
 template <typename scalar_t>
 void grad_weight_gemm(const at::Tensor& gy, const at::Tensor& x, at::Tensor& grad_weight, const Geometry& g) {
   using acc_t = at::opmath_type<scalar_t>;
@@ -353,6 +402,14 @@ void grad_weight_gemm(const at::Tensor& gy, const at::Tensor& x, at::Tensor& gra
     const int64_t row = std::lower_bound(phases.begin(), phases.end(), (k * d) % s) - phases.begin();
     tap_offset[k] = row * row_length + (k * d) / s;
   }
+
+  // bfloat16 on AVX-512-BF16 CPUs: pairs of positions through vdpbf16ps, the input gathered as bfloat16
+  // bits into rows of row_length16 (a chunk, its halo and an odd chunk's zero partner).
+  bool pairs = false;
+  if constexpr (std::is_same_v<scalar_t, c10::BFloat16>) pairs = cpu::cpu_isa() == cpu::Isa::kAvx512Bf16;
+  const int64_t row_length16 = (kGwChunk + halo + 1 + 31) / 32 * 32;
+  std::vector<int64_t> tap_offset16(K);
+  for (int64_t k = 0; k < K; ++k) tap_offset16[k] = tap_offset[k] / row_length * row_length16 + (k * d) / s;
 
   const int64_t channel_block = std::clamp<int64_t>(kGwRows / K, 1, C_g);
   const int64_t out_blocks = (O_g + kGwOutBlock - 1) / kGwOutBlock;
@@ -413,6 +470,12 @@ void grad_weight_gemm(const at::Tensor& gy, const at::Tensor& x, at::Tensor& gra
     std::vector<int64_t> offsets(kGwChunk);
     for (int64_t p = 0; p < kGwChunk; ++p) offsets[p] = p * ldo;
     std::vector<double> own_totals(splits > 1 ? 0 : item_totals);
+#ifdef CUSTOM_OPS_X86_DISPATCH
+    std::vector<uint16_t> gathered16_storage(pairs ? channel_block * rows_per_channel * row_length16 + 32 : 0);
+    std::vector<uint32_t> x_pairs_storage(pairs ? channel_block * K * (kGwChunk / 2) + 16 : 0);
+    const PairChunk pair_chunk{reinterpret_cast<uint32_t*>(gy_t), cpu::align64(gathered16_storage.data()),
+                               cpu::align64(x_pairs_storage.data()), offsets.data(), reinterpret_cast<float*>(scratch)};
+#endif
     for (int64_t item = begin; item < end; ++item) {
       const int64_t split = item % splits;
       int64_t rest = item / splits;
@@ -435,12 +498,21 @@ void grad_weight_gemm(const at::Tensor& gy, const at::Tensor& x, at::Tensor& gra
         const int64_t sum_end = std::min(L_out, sum_begin + sum_length);
         for (int64_t l0 = sum_begin; l0 < sum_end; l0 += kGwChunk) {
           const int64_t count = std::min(kGwChunk, sum_end - l0);
-          // gy_t[p][o] = gy[n][o0 + o][l0 + p]
           const scalar_t* gy_block = gy_data + (n * g.out_channels + o0) * L_out + l0;
-          transpose(gy_t, ldo, gy_block, L_out, no, count);
           const int64_t base = l0 * s - g.pad_left;
-          const int64_t span = (count - 1) * s + (K - 1) * d + 1;  // input positions the chunk reads
           const scalar_t* x_block = x_data + (n * g.in_channels + c_in) * L;
+#ifdef CUSTOM_OPS_X86_DISPATCH
+          if constexpr (std::is_same_v<scalar_t, c10::BFloat16>) {
+            if (pairs) {
+              grad_weight_chunk_bf16(pair_chunk, gy_block, L_out, no, ldo, count, x_block, L, nc, K, base, s, phases,
+                                     row_length16, tap_offset16, halo, l0 == sum_begin);
+              continue;
+            }
+          }
+#endif
+          // gy_t[p][o] = gy[n][o0 + o][l0 + p]
+          transpose(gy_t, ldo, gy_block, L_out, no, count);
+          const int64_t span = (count - 1) * s + (K - 1) * d + 1;  // input positions the chunk reads
           const acc_t* rows;
           int64_t row_stride;
           if (kSameType && s == 1 && base >= 0 && base + span <= L) {

@@ -279,4 +279,119 @@ Kernels<acc_t, scalar_t> pick_kernels() {
   return {accumulate_generic<acc_t>, gather_generic<acc_t, scalar_t>};
 }
 
+#ifdef CUSTOM_OPS_X86_DISPATCH
+// ---------------------------------------------------------------------------------------------------
+// bfloat16 with AVX-512-BF16: vdpbf16ps multiplies pairs of bfloat16 and adds both products to a float32
+// lane (products exact, float32 accumulation). A term is a pair of reduction elements: in the forward two
+// input channels of the same tap (the gather interleaves channels (2p, 2p + 1) into 32-bit elements, the
+// weights are packed as [o][channel pair][tap] pairs, broadcast as 32 bits); in grad_weight two
+// consecutive positions. The same R x V micro-tile as above, with the vector operand's pairs at
+// data + offsets[term] + column and row i's broadcast pair at w[i * ws + term].
+// ---------------------------------------------------------------------------------------------------
+#define CUSTOM_OPS_TARGET_AVX512BF16 \
+  __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx512bf16,avx2,fma")))
+
+// 6 rows x 4 zmm = 24 accumulators (+ 4 inputs + 1 broadcast of 32 registers): each input vector feeds
+// 6 dot products, each weight broadcast 4.
+constexpr int kMicroRowsBf16 = 6;
+
+struct PairView {
+  const uint32_t* data;  // term idx = pair * K + k reads position l at data + offsets[idx] + l
+  const int64_t* offsets;
+  int64_t count;
+};
+
+template <int R, int V, bool kFirst>
+CUSTOM_OPS_TARGET_AVX512BF16 CUSTOM_OPS_INLINE void micro_tile_bf16(float* acc, int64_t acc_stride, const float* bias,
+                                                                    int64_t l0, const PairView& in,
+                                                                    const uint32_t* w, int64_t w_stride,
+                                                                    uint16_t* out, int64_t out_stride) {
+  __m512 a[R][V];
+  for (int i = 0; i < R; ++i)
+    for (int j = 0; j < V; ++j) {
+      if constexpr (kFirst) {
+        a[i][j] = _mm512_set1_ps(bias ? bias[i] : 0.f);
+      } else {
+        a[i][j] = _mm512_loadu_ps(acc + i * acc_stride + l0 + j * 16);
+      }
+    }
+  const uint32_t* wr[R];
+  for (int i = 0; i < R; ++i) wr[i] = w + i * w_stride;
+  const uint32_t* xb = in.data + l0;
+  for (int64_t idx = 0; idx < in.count; ++idx) {
+    const uint32_t* x = xb + in.offsets[idx];
+    __m512i xv[V];
+    for (int j = 0; j < V; ++j) xv[j] = _mm512_loadu_si512(x + j * 16);
+    for (int i = 0; i < R; ++i) {
+      const __m512i wi = _mm512_set1_epi32(static_cast<int>(wr[i][idx]));
+      for (int j = 0; j < V; ++j) a[i][j] = _mm512_dpbf16_ps(a[i][j], (__m512bh)xv[j], (__m512bh)wi);
+    }
+  }
+  if (out != nullptr) {  // the last block, a column inside the output: round to bfloat16 (RNE) and store
+    for (int i = 0; i < R; ++i)
+      for (int j = 0; j < V; ++j)
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i * out_stride + l0 + j * 16),
+                            (__m256i)_mm512_cvtneps_pbh(a[i][j]));
+  } else {
+    for (int i = 0; i < R; ++i)
+      for (int j = 0; j < V; ++j) _mm512_storeu_ps(acc + i * acc_stride + l0 + j * 16, a[i][j]);
+  }
+}
+
+template <int V, bool kFirst>
+CUSTOM_OPS_TARGET_AVX512BF16 CUSTOM_OPS_INLINE void micro_column_bf16(float* acc, int64_t acc_stride, const float* bias,
+                                                                      int64_t rows, int64_t l0, const PairView& in,
+                                                                      const uint32_t* w, int64_t ws, uint16_t* out,
+                                                                      int64_t os) {
+#define CUSTOM_OPS_BF16_TILE(R)                                                                                   \
+  micro_tile_bf16<R, V, kFirst>(acc + i * acc_stride, acc_stride, bias ? bias + i : nullptr, l0, in, w + i * ws, ws, \
+                                out ? out + i * os : nullptr, os)
+  int64_t i = 0;
+  for (; i + kMicroRowsBf16 <= rows; i += kMicroRowsBf16) CUSTOM_OPS_BF16_TILE(kMicroRowsBf16);
+  switch (rows - i) {
+    case 5: CUSTOM_OPS_BF16_TILE(5); break;
+    case 4: CUSTOM_OPS_BF16_TILE(4); break;
+    case 3: CUSTOM_OPS_BF16_TILE(3); break;
+    case 2: CUSTOM_OPS_BF16_TILE(2); break;
+    case 1: CUSTOM_OPS_BF16_TILE(1); break;
+    default: break;
+  }
+#undef CUSTOM_OPS_BF16_TILE
+}
+
+template <int V, bool kFirst>
+CUSTOM_OPS_TARGET_AVX512BF16 CUSTOM_OPS_INLINE void column_bf16(float* acc, int64_t acc_stride, const float* bias,
+                                                                int64_t rows, int64_t width, int64_t l,
+                                                                const PairView& in, const uint32_t* w, int64_t ws,
+                                                                uint16_t* out, int64_t os, int64_t& full_end) {
+  const bool full = out != nullptr && l + V * 16 <= width;
+  if (out != nullptr && !full && full_end == width) full_end = l;
+  micro_column_bf16<V, kFirst>(acc, acc_stride, bias, rows, l, in, w, ws, full ? out : nullptr, os);
+}
+
+template <bool kFirst>
+CUSTOM_OPS_TARGET_AVX512BF16 CUSTOM_OPS_INLINE int64_t accumulate_bf16_impl(float* acc, int64_t acc_stride,
+                                                                            const float* bias, int64_t rows,
+                                                                            int64_t width, const PairView& in,
+                                                                            const uint32_t* w, int64_t ws,
+                                                                            uint16_t* out, int64_t os) {
+  int64_t full_end = out != nullptr ? width : 0;
+  int64_t l = 0;
+  for (; width - l > 48; l += 64) column_bf16<4, kFirst>(acc, acc_stride, bias, rows, width, l, in, w, ws, out, os, full_end);
+  for (; width - l > 16; l += 32) column_bf16<2, kFirst>(acc, acc_stride, bias, rows, width, l, in, w, ws, out, os, full_end);
+  for (; l < width; l += 16) column_bf16<1, kFirst>(acc, acc_stride, bias, rows, width, l, in, w, ws, out, os, full_end);
+  return full_end;
+}
+
+// The tile's scratch accumulators += one reduction block (first: the bias, null for zero, instead of
+// the scratch's contents). out (the last block): columns inside [0, width) go to the bfloat16 output
+// (rows os apart) instead; returns where they end (out null: 0), the rest is in the scratch.
+inline CUSTOM_OPS_TARGET_AVX512BF16 int64_t accumulate_bf16(float* acc, int64_t acc_stride, const float* bias, bool first,
+                                                     int64_t rows, int64_t width, const PairView& in,
+                                                     const uint32_t* w, int64_t ws, uint16_t* out, int64_t os) {
+  if (first) return accumulate_bf16_impl<true>(acc, acc_stride, bias, rows, width, in, w, ws, out, os);
+  return accumulate_bf16_impl<false>(acc, acc_stride, bias, rows, width, in, w, ws, out, os);
+}
+#endif  // CUSTOM_OPS_X86_DISPATCH
+
 }  // namespace custom_ops::conv1d::cpu
