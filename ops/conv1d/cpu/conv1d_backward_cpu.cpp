@@ -13,6 +13,7 @@
 // found it).
 
 #include "ops/conv1d/conv1d_kernels.h"
+#include "ops/conv1d/cpu/conv1d_cpu_forward.h"
 #include "ops/conv1d/cpu/cpu_microkernel.h"
 
 #include <ATen/Dispatch.h>
@@ -242,6 +243,44 @@ at::Tensor swapped_weight(const at::Tensor& w, const Geometry& g, const std::vec
   return out;
 }
 
+#ifdef CUSTOM_OPS_X86_DISPATCH
+// The swapped weight of a phase straight in the bfloat16 dot-product forward's packed layout (one pass
+// instead of swap, then pack): packed[grp * C_g + c][p][j] = w[grp * O_g + 2p][c][taps[j]] |
+// w[grp * O_g + 2p + 1][c][taps[j]] << 16 (a zero high half for the last pair of an odd O_g), for the
+// group's channels [c_begin, c_end). With K <= 32 and J <= 16: two masked loads of a pair's taps and one
+// two-source word permute into (lo, hi) pairs in the phase's order.
+CUSTOM_OPS_TARGET_AVX512 void swap_pack_pairs_bf16(uint32_t* packed, const uint16_t* w, int64_t O_g, int64_t C_g,
+                                                   int64_t K, const std::vector<int64_t>& taps, int64_t c_begin,
+                                                   int64_t c_end) {
+  const int64_t J = static_cast<int64_t>(taps.size()), P = (O_g + 1) / 2;
+  if (K <= 32 && J <= 16) {
+    alignas(64) uint16_t index[32] = {};
+    for (int64_t j = 0; j < J; ++j) {
+      index[2 * j] = static_cast<uint16_t>(taps[j]);
+      index[2 * j + 1] = static_cast<uint16_t>(32 + taps[j]);
+    }
+    const __m512i perm = _mm512_load_si512(index);
+    const __mmask32 load = K >= 32 ? ~__mmask32{0} : ((__mmask32{1} << K) - 1);
+    const __mmask16 store = J >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << J) - 1);
+    for (int64_t c = c_begin; c < c_end; ++c)
+      for (int64_t p = 0; p < P; ++p) {
+        const __m512i lo = _mm512_maskz_loadu_epi16(load, w + ((2 * p) * C_g + c) * K);
+        const __m512i hi = 2 * p + 1 < O_g ? _mm512_maskz_loadu_epi16(load, w + ((2 * p + 1) * C_g + c) * K)
+                                           : _mm512_setzero_si512();
+        _mm512_mask_storeu_epi32(packed + (c * P + p) * J, store, _mm512_permutex2var_epi16(lo, perm, hi));
+      }
+    return;
+  }
+  for (int64_t c = c_begin; c < c_end; ++c)
+    for (int64_t p = 0; p < P; ++p)
+      for (int64_t j = 0; j < J; ++j) {
+        const uint32_t lo = w[((2 * p) * C_g + c) * K + taps[j]];
+        const uint32_t hi = 2 * p + 1 < O_g ? w[((2 * p + 1) * C_g + c) * K + taps[j]] : 0;
+        packed[(c * P + p) * J + j] = lo | (hi << 16);
+      }
+}
+#endif
+
 // grad_input[n, c, i] = sum over the group's o and taps k of W[o, c, k] * gy[n, o, l], i = l*s + k*d - pl:
 // the transposed convolution, computed as forward convolutions of grad_output by the forward's own
 // kernels (register-blocked, vectorised, bfloat16 dot products), one per phase r = i mod s of the input.
@@ -270,7 +309,7 @@ at::Tensor grad_input_cpu(const at::Tensor& gy, const at::Tensor& weight, const 
     const int64_t e0 = (r + g.pad_left - k0 * d) / s;  // exact
     std::vector<int64_t> tap_index(taps);
     for (int64_t j = 0; j < taps; ++j) tap_index[j] = k0 + (taps - 1 - j) * s_taps;
-    const at::Tensor w_phase = swapped_weight(weight, g, tap_index);
+    // The phase's convolution: from grad_output's channels to the input's, stride 1.
     Geometry t = g;
     t.in_channels = g.out_channels;
     t.in_length = g.out_length;
@@ -281,6 +320,26 @@ at::Tensor grad_input_cpu(const at::Tensor& gy, const at::Tensor& weight, const 
     t.pad_left = (taps - 1) * d_phase - e0;
     t.out_length = length;
     t.pad_right = length - g.out_length - t.pad_left + (taps - 1) * d_phase;
+#ifdef CUSTOM_OPS_X86_DISPATCH
+    if (forward_path(gy.scalar_type(), t) == ForwardPath::kBf16Dot) {
+      const int64_t C_g = g.in_channels_per_group(), P = (O_g + 1) / 2, c_tiles = (C_g + 15) / 16;
+      std::unique_ptr<uint32_t[]> packed(new uint32_t[g.in_channels * P * taps]);  // every word written
+      const uint16_t* w = reinterpret_cast<const uint16_t*>(weight.const_data_ptr<c10::BFloat16>());
+      at::parallel_for(0, g.groups * c_tiles, 1, [&](int64_t begin, int64_t end) {
+        for (int64_t tile = begin; tile < end; ++tile) {
+          const int64_t grp = tile / c_tiles, c_begin = (tile % c_tiles) * 16;
+          swap_pack_pairs_bf16(packed.get() + grp * C_g * P * taps, w + grp * O_g * C_g * K, O_g, C_g, K,
+                               tap_index, c_begin, std::min(C_g, c_begin + 16));
+        }
+      });
+      at::Tensor phase = at::empty({g.batch, g.in_channels, length}, gy.options());
+      conv1d_bf16_dot_packed(gy, packed.get(), nullptr, phase, t);
+      if (s == 1) return phase;
+      grad_input.slice(2, r, L, s).copy_(phase);
+      continue;
+    }
+#endif
+    const at::Tensor w_phase = swapped_weight(weight, g, tap_index);
     at::Tensor phase = conv1d_forward_cpu(gy, w_phase, std::nullopt, t);
     if (s == 1) return phase;
     grad_input.slice(2, r, L, s).copy_(phase);

@@ -28,6 +28,7 @@
 // (exactly a GEMM, measured faster; see conv1d_forward_cpu).
 
 #include "ops/conv1d/conv1d_kernels.h"
+#include "ops/conv1d/cpu/conv1d_cpu_forward.h"
 #include "ops/conv1d/cpu/cpu_microkernel.h"
 
 #include <ATen/Dispatch.h>
@@ -46,6 +47,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <type_traits>
 #include <vector>
 
@@ -326,8 +328,10 @@ CUSTOM_OPS_TARGET_AVX512BF16 void pack_pairs_bf16(uint32_t* packed, const uint16
   }
 }
 
-void conv1d_cpu_bf16_dot(const at::Tensor& input, const at::Tensor& weight, const c10::BFloat16* bias,
-                         at::Tensor& out, const Geometry& g) {
+}  // namespace
+
+void conv1d_bf16_dot_packed(const at::Tensor& input, const uint32_t* packed, const c10::BFloat16* bias,
+                            at::Tensor& out, const Geometry& g) {
   const int64_t C_g = g.in_channels_per_group();
   const int64_t O_g = g.out_channels_per_group();
   const int64_t P_g = (C_g + 1) / 2;  // channel pairs per group
@@ -346,13 +350,7 @@ void conv1d_cpu_bf16_dot(const at::Tensor& input, const at::Tensor& weight, cons
   c10::BFloat16* y = out.mutable_data_ptr<c10::BFloat16>();
   const int64_t xs_n = input.stride(0), xs_c = input.stride(1), xs_l = input.stride(2);
 
-  // Packed weights: [o][pair][k] of (w[o][2p][k], w[o][2p + 1][k]) bits.
-  const int64_t PK = P_g * K;
-  const uint16_t* w = reinterpret_cast<const uint16_t*>(weight.const_data_ptr<c10::BFloat16>());  // (O, C_g, K)
-  std::vector<uint32_t> packed(g.out_channels * PK);
-  at::parallel_for(0, g.out_channels, 16, [&](int64_t begin, int64_t end) {
-    pack_pairs_bf16(packed.data(), w, begin, end, C_g, K);
-  });
+  const int64_t PK = P_g * K;  // packed: [o][pair][k] of (w[o][2p][k], w[o][2p + 1][k]) bits
   std::vector<float> bias_f;
   if (bias) bias_f.assign(bias, bias + g.out_channels);
 
@@ -382,7 +380,7 @@ void conv1d_cpu_bf16_dot(const at::Tensor& input, const at::Tensor& weight, cons
         // All the tile's output channels per column (6-row micro-tiles; the weights stream from L2).
         const bool last = p0 + np >= P_g;
         full_end = accumulate_bf16(acc, kLengthBlock, bias ? bias_f.data() + o0 : nullptr, p0 == 0, no, nl, view,
-                                   packed.data() + o0 * PK + p0 * K, PK,
+                                   packed + o0 * PK + p0 * K, PK,
                                    last ? reinterpret_cast<uint16_t*>(y_tile) : nullptr, L_out);
       }
       for (int64_t oi = 0; oi < no; ++oi) {
@@ -393,9 +391,43 @@ void conv1d_cpu_bf16_dot(const at::Tensor& input, const at::Tensor& weight, cons
     }
   });
 }
+namespace {
+
+void conv1d_cpu_bf16_dot(const at::Tensor& input, const at::Tensor& weight, const c10::BFloat16* bias,
+                         at::Tensor& out, const Geometry& g) {
+  const int64_t C_g = g.in_channels_per_group(), K = g.kernel_size, PK = (C_g + 1) / 2 * K;
+  const uint16_t* w = reinterpret_cast<const uint16_t*>(weight.const_data_ptr<c10::BFloat16>());  // (O, C_g, K)
+  // Not value-initialised: the pack writes every word, and its threads fault the pages in (a zero fill
+  // first was a serial pass over a weight as large as a short sequence's activations).
+  std::unique_ptr<uint32_t[]> packed(new uint32_t[g.out_channels * PK]);
+  at::parallel_for(0, g.out_channels, 16, [&](int64_t begin, int64_t end) {
+    pack_pairs_bf16(packed.get(), w, begin, end, C_g, K);
+  });
+  conv1d_bf16_dot_packed(input, packed.get(), bias, out, g);
+}
 #endif  // CUSTOM_OPS_X86_DISPATCH
 
 }  // namespace
+
+ForwardPath forward_path(at::ScalarType dtype, const Geometry& g) {
+#ifdef CUSTOM_OPS_X86_DISPATCH
+  if (dtype == at::kBFloat16 && cpu_isa() == Isa::kAvx512Bf16) {
+    // bfloat16 pointwise (K = 1, stride 1, no padding, one group) is exactly a GEMM per batch element:
+    // out[n] = W (O x C) x[n] (C x L) + bias. aten's GEMM (at::addmm / at::baddbmm, float32
+    // accumulation) measured faster than our dot-product kernel with >= 512 input channels (1.1-1.5x)
+    // and slower or equal with <= 256 (bench/NOTES.md, c5 and c11), so it is used there only, on CPUs
+    // with AVX-512-BF16 where that was measured. float32 pointwise stays ours (faster everywhere measured).
+    if (g.kernel_size == 1 && g.stride == 1 && g.pad_left == 0 && g.pad_right == 0 && g.groups == 1 &&
+        g.in_channels >= 512)
+      return ForwardPath::kGemm;
+    // bfloat16 with channels to pair: the AVX-512-BF16 dot-product kernel.
+    if (g.in_channels_per_group() >= 2) return ForwardPath::kBf16Dot;
+  }
+#endif
+  (void)dtype;
+  (void)g;
+  return ForwardPath::kAccumulate;
+}
 
 at::Tensor conv1d_forward_cpu(const at::Tensor& input, const at::Tensor& weight,
                               const std::optional<at::Tensor>& bias, const Geometry& g) {
@@ -404,13 +436,8 @@ at::Tensor conv1d_forward_cpu(const at::Tensor& input, const at::Tensor& weight,
   const at::Tensor w = weight.contiguous();
   const at::Tensor b = (bias.has_value() && bias->defined()) ? bias->contiguous() : at::Tensor();
 #ifdef CUSTOM_OPS_X86_DISPATCH
-  // bfloat16 pointwise (K = 1, stride 1, no padding, one group) is exactly a GEMM per batch element:
-  // out[n] = W (O x C) x[n] (C x L) + bias. aten's GEMM (at::addmm / at::baddbmm, float32 accumulation)
-  // measured faster than our dot-product kernel with >= 512 input channels (1.1-1.5x) and slower or
-  // equal with <= 256 (bench/NOTES.md, c5 and c11), so it is used there only, on CPUs with AVX-512-BF16
-  // where that was measured. float32 pointwise stays ours (faster everywhere measured).
-  if (input.scalar_type() == at::kBFloat16 && g.kernel_size == 1 && g.stride == 1 && g.pad_left == 0 &&
-      g.pad_right == 0 && g.groups == 1 && g.in_channels >= 512 && cpu_isa() == Isa::kAvx512Bf16) {
+  const ForwardPath path = forward_path(input.scalar_type(), g);
+  if (path == ForwardPath::kGemm) {
     const at::Tensor w2 = w.view({g.out_channels, g.in_channels});
     at::Tensor result;
     if (g.batch == 1) {
@@ -422,8 +449,7 @@ at::Tensor conv1d_forward_cpu(const at::Tensor& input, const at::Tensor& weight,
     }
     return result.contiguous();
   }
-  // bfloat16 with channels to pair: the AVX-512-BF16 dot-product kernel where the CPU has it.
-  if (input.scalar_type() == at::kBFloat16 && g.in_channels_per_group() >= 2 && cpu_isa() == Isa::kAvx512Bf16) {
+  if (path == ForwardPath::kBf16Dot) {
     conv1d_cpu_bf16_dot(input, w, b.defined() ? b.const_data_ptr<c10::BFloat16>() : nullptr, out, g);
     return out;
   }
