@@ -84,12 +84,31 @@ void transpose_portable(acc_t* dst, int64_t dst_stride, const scalar_t* src, int
 }
 
 #ifdef CUSTOM_OPS_X86_DISPATCH
-// The same for float32 results with AVX-512: 16 rows loaded (masked at the edges, converted from 16-bit
-// types), transposed in registers by four rounds of shuffles, 16 columns stored (masked to `rows`).
-// kPairs (bfloat16): the columns are pairs of consecutive elements, moved as 32-bit words (column p of
-// row o is elements 2p and 2p + 1 of the row; src_stride still counts elements).
-template <typename scalar_t, bool kPairs = false>
-CUSTOM_OPS_TARGET_AVX512 void transpose_avx512(float* dst, int64_t dst_stride, const scalar_t* src, int64_t src_stride,
+// 16 float32 values stored as out_t (float, or bfloat16 / float16 rounded to nearest even: bfloat16 as
+// c10 rounds it, NaN as 0x7FC0), where row_mask has them.
+template <typename out_t>
+CUSTOM_OPS_TARGET_AVX512 CUSTOM_OPS_INLINE void store_masked(out_t* to, __mmask16 row_mask, __m512 v) {
+  if constexpr (std::is_same_v<out_t, float>) {
+    _mm512_mask_storeu_ps(to, row_mask, v);
+  } else if constexpr (std::is_same_v<out_t, c10::BFloat16>) {
+    const __m512i u = _mm512_castps_si512(v);
+    const __m512i bias = _mm512_add_epi32(_mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1)),
+                                          _mm512_set1_epi32(0x7FFF));
+    __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, bias), 16);
+    r = _mm512_mask_mov_epi32(r, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), _mm512_set1_epi32(0x7FC0));
+    _mm256_mask_storeu_epi16(to, row_mask, _mm512_cvtepi32_epi16(r));
+  } else {
+    _mm256_mask_storeu_epi16(to, row_mask, _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  }
+}
+
+// The transpose with AVX-512: 16 rows loaded (masked at the edges, converted from 16-bit types),
+// transposed in registers by four rounds of shuffles, 16 columns stored (masked to `rows`) as out_t:
+// float32, or a 16-bit type (store_masked). kPairs (bfloat16): the columns are pairs of consecutive
+// elements, moved as 32-bit words (column p of row o is elements 2p and 2p + 1 of the row; src_stride
+// still counts elements).
+template <typename scalar_t, bool kPairs = false, typename out_t = float>
+CUSTOM_OPS_TARGET_AVX512 void transpose_avx512(out_t* dst, int64_t dst_stride, const scalar_t* src, int64_t src_stride,
                                                int64_t rows, int64_t cols) {
   for (int64_t ot = 0; ot < rows; ot += 16)
     for (int64_t pt = 0; pt < cols; pt += 16) {
@@ -137,8 +156,8 @@ CUSTOM_OPS_TARGET_AVX512 void transpose_avx512(float* dst, int64_t dst_stride, c
           const __m512 hi = _mm512_shuffle_f32x4(t[4 * h + m], t[8 + 4 * h + m], 0xdd);
           // lo: column 4h + m; hi: column 8 + 4h + m.
           const int64_t c_lo = 4 * h + m, c_hi = 8 + 4 * h + m;
-          if (c_lo < nc) _mm512_mask_storeu_ps(dst + (pt + c_lo) * dst_stride + ot, row_mask, lo);
-          if (c_hi < nc) _mm512_mask_storeu_ps(dst + (pt + c_hi) * dst_stride + ot, row_mask, hi);
+          if (c_lo < nc) store_masked(dst + (pt + c_lo) * dst_stride + ot, row_mask, lo);
+          if (c_hi < nc) store_masked(dst + (pt + c_hi) * dst_stride + ot, row_mask, hi);
         }
     }
 }
@@ -150,8 +169,11 @@ using TransposeFn = void (*)(acc_t*, int64_t, const scalar_t*, int64_t, int64_t,
 template <typename acc_t, typename scalar_t>
 TransposeFn<acc_t, scalar_t> pick_transpose() {
 #ifdef CUSTOM_OPS_X86_DISPATCH
-  if constexpr (std::is_same_v<acc_t, float>) {
-    if (cpu::cpu_isa() >= cpu::Isa::kAvx512) return transpose_avx512<scalar_t>;
+  constexpr bool kToFloat32 = std::is_same_v<acc_t, float>;
+  constexpr bool k16BitToFrom32 = (std::is_same_v<acc_t, c10::BFloat16> || std::is_same_v<acc_t, c10::Half>) &&
+                                  std::is_same_v<scalar_t, float>;
+  if constexpr (kToFloat32 || k16BitToFrom32) {
+    if (cpu::cpu_isa() >= cpu::Isa::kAvx512) return transpose_avx512<scalar_t, false, acc_t>;
   }
 #endif
   return transpose_portable<acc_t, scalar_t>;
@@ -416,7 +438,7 @@ CUSTOM_OPS_TARGET_AVX512BF16 void grad_weight_chunk_bf16(const PairChunk& b, con
                                                          bool first) {
   constexpr int64_t kRowPairs = kGwChunk / 2;
   const int64_t pairs = (count + 1) / 2, full = count / 2;
-  transpose_avx512<c10::BFloat16, true>(reinterpret_cast<float*>(b.gy_pairs), ldo, gy_block, L_out, no, full);
+  transpose_avx512<c10::BFloat16, true, float>(reinterpret_cast<float*>(b.gy_pairs), ldo, gy_block, L_out, no, full);
   if (count % 2 == 1) {
     for (int64_t o = 0; o < no; ++o) b.gy_pairs[full * ldo + o] = gy_block[o * L_out + count - 1].x;
   }
