@@ -313,10 +313,77 @@ CUSTOM_OPS_TARGET_AVX512 void swap_pack_pairs_bf16(uint32_t* packed, const uint1
 // swapped (C_g outputs from O_g inputs per group), reading gy[q + j*d' - pad'] with pad' = (J-1)*d' - e_k0
 // (negative where the forward's padding exceeded its kernel's span: the forward kernels read zeros there).
 // With stride 1 that is the whole grad_input; otherwise each phase is written to its strided positions.
+// Strided shapes with few input channels per group (one-channel front ends, strided depthwise): all
+// phases as one forward convolution whose output channels are (phase, channel) pairs, then interleaved.
+// Phase by phase, each convolution would read all of grad_output for J of the K taps and compute one or
+// two output rows (the micro-kernel's vectors then feed one FMA per load); stacked, grad_output is read
+// once and the s * C_g rows fill the micro-tiles. Phase r reads offsets e = (r + pl - k*d) / s; the
+// stacked kernel spans every phase's offsets [e_min, e_max] with zero weights where a phase has no tap.
+// Returns an undefined tensor where this does not apply or would waste more than half of its FMAs.
+constexpr int64_t kStackedPhaseMaxChannels = 8;  // C_g below this
+constexpr int64_t kStackedPhaseMaxStride = 64;
+
+at::Tensor grad_input_stacked_phases(const at::Tensor& gy, const at::Tensor& weight, const Geometry& g) {
+  const int64_t s = g.stride, d = g.dilation, K = g.kernel_size, L = g.in_length, pl = g.pad_left;
+  const int64_t G = g.groups, C_g = g.in_channels_per_group(), O_g = g.out_channels_per_group();
+  if (s == 1 || s > kStackedPhaseMaxStride || C_g >= kStackedPhaseMaxChannels) return {};
+  int64_t e_min = 0, e_max = -1;
+  for (int64_t r = 0; r < s; ++r)
+    for (int64_t k = 0; k < K; ++k) {
+      const int64_t num = r + pl - k * d;
+      if (num % s != 0) continue;
+      const int64_t e = num / s;
+      if (e_max < e_min) {
+        e_min = e_max = e;
+      } else {
+        e_min = std::min(e_min, e);
+        e_max = std::max(e_max, e);
+      }
+    }
+  if (e_max < e_min) return {};  // no tap reaches the input (the phase path writes the zeros)
+  const int64_t J = e_max - e_min + 1;
+  if (J * s > 2 * K) return {};
+  const int64_t rows = s * C_g, Lq = (L + s - 1) / s;
+  // stacked[grp][r * C_g + c][o][j] = w[grp * O_g + o][c][k] for the tap k with r + pl - k*d = s * (e_min + j).
+  at::Tensor stacked = at::zeros({G * rows, O_g, J}, weight.options());
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, weight.scalar_type(), "custom::conv1d_backward (CPU)", [&] {
+    const scalar_t* w = weight.const_data_ptr<scalar_t>();
+    scalar_t* dst = stacked.mutable_data_ptr<scalar_t>();
+    for (int64_t grp = 0; grp < G; ++grp)
+      for (int64_t r = 0; r < s; ++r)
+        for (int64_t k = 0; k < K; ++k) {
+          const int64_t num = r + pl - k * d;
+          if (num % s != 0) continue;
+          const int64_t j = num / s - e_min;
+          for (int64_t c = 0; c < C_g; ++c)
+            for (int64_t o = 0; o < O_g; ++o)
+              dst[((grp * rows + r * C_g + c) * O_g + o) * J + j] = w[((grp * O_g + o) * C_g + c) * K + k];
+        }
+  });
+  Geometry t = g;
+  t.in_channels = g.out_channels;
+  t.in_length = g.out_length;
+  t.out_channels = G * rows;
+  t.kernel_size = J;
+  t.stride = 1;
+  t.dilation = 1;
+  t.pad_left = -e_min;
+  t.out_length = Lq;
+  t.pad_right = Lq - g.out_length - t.pad_left + (J - 1);
+  const at::Tensor out = conv1d_forward_cpu(gy, stacked, std::nullopt, t);  // (N, G * s * C_g, Lq)
+  // grad_input[n][grp * C_g + c][q * s + r] = out[n][grp * s * C_g + r * C_g + c][q], positions below L.
+  return out.view({g.batch, G, s, C_g, Lq})
+      .permute({0, 1, 3, 4, 2})
+      .reshape({g.batch, g.in_channels, Lq * s})
+      .narrow(2, 0, L)
+      .contiguous();
+}
+
 at::Tensor grad_input_cpu(const at::Tensor& gy, const at::Tensor& weight, const Geometry& g) {
   const int64_t s = g.stride, d = g.dilation, K = g.kernel_size, L = g.in_length;
   const int64_t O_g = g.out_channels_per_group();
   if (gy.numel() == 0 || O_g == 0 || L == 0) return at::zeros({g.batch, g.in_channels, L}, gy.options());
+  if (at::Tensor stacked = grad_input_stacked_phases(gy, weight, g); stacked.defined()) return stacked;
   const int64_t s_taps = s / std::gcd(s, d), d_phase = d / std::gcd(s, d);
   at::Tensor grad_input = s == 1 ? at::Tensor() : at::empty({g.batch, g.in_channels, L}, gy.options());
   for (int64_t r = 0; r < std::min(s, L); ++r) {
@@ -442,11 +509,29 @@ CUSTOM_OPS_TARGET_AVX512BF16 void grad_weight_chunk_bf16(const PairChunk& b, con
   if (count % 2 == 1) {
     for (int64_t o = 0; o < no; ++o) b.gy_pairs[full * ldo + o] = gy_block[o * L_out + count - 1].x;
   }
-  const int64_t rows_per_channel = static_cast<int64_t>(phases.size());
+  const int64_t rows_per_channel = static_cast<int64_t>(phases.size()), elements = count + halo + 1;
+  // Stride 2 (downsampling) inside the input: both phase rows from one word permute of 32 elements.
+  const bool split_pairs = stride == 2 && rows_per_channel == 2 && base >= 0 && base + 2 * elements <= L;
+  alignas(64) static constexpr uint16_t kEvenOdd[32] = {0,  2,  4,  6,  8,  10, 12, 14, 16, 18, 20,
+                                                         22, 24, 26, 28, 30, 1,  3,  5,  7,  9,  11,
+                                                         13, 15, 17, 19, 21, 23, 25, 27, 29, 31};
+  const __m512i even_odd = _mm512_load_si512(kEvenOdd);
   for (int64_t c = 0; c < nc; ++c) {
     c10::BFloat16* rows = reinterpret_cast<c10::BFloat16*>(b.gathered) + c * rows_per_channel * row_length;
-    for (int64_t r = 0; r < rows_per_channel; ++r)
-      cpu::gather_row(rows + r * row_length, count + halo + 1, x_block + c * L, 1, base + phases[r], stride, L);
+    if (split_pairs) {
+      const c10::BFloat16* x_row = x_block + c * L + base;
+      for (int64_t m = 0; m < elements; m += 16) {
+        const int64_t n = std::min<int64_t>(16, elements - m);
+        const __mmask32 load = n == 16 ? ~__mmask32{0} : ((__mmask32{1} << (2 * n)) - 1);
+        const __m512i v = _mm512_permutexvar_epi16(even_odd, _mm512_maskz_loadu_epi16(load, x_row + 2 * m));
+        const __mmask16 store = static_cast<__mmask16>((1u << n) - 1);
+        _mm256_mask_storeu_epi16(rows + m, store, _mm512_castsi512_si256(v));
+        _mm256_mask_storeu_epi16(rows + row_length + m, store, _mm512_extracti64x4_epi64(v, 1));
+      }
+    } else {
+      for (int64_t r = 0; r < rows_per_channel; ++r)
+        cpu::gather_row(rows + r * row_length, elements, x_block + c * L, 1, base + phases[r], stride, L);
+    }
     for (int64_t k = 0; k < K; ++k) {
       uint32_t* dst = b.x_pairs + (c * K + k) * kRowPairs;
       std::memcpy(dst, rows + tap_offset[k], pairs * sizeof(uint32_t));

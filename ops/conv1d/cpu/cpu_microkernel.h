@@ -117,8 +117,8 @@ CUSTOM_OPS_INLINE void micro_column(const BlockIo<acc_t>& io, bool full, int64_t
   switch (rows - i) {
     case 5: if constexpr (kR > 5) CUSTOM_OPS_TILE(5); break;
     case 4: if constexpr (kR > 4) CUSTOM_OPS_TILE(4); break;
-    case 3: CUSTOM_OPS_TILE(3); break;
-    case 2: CUSTOM_OPS_TILE(2); break;
+    case 3: if constexpr (kR > 3) CUSTOM_OPS_TILE(3); break;
+    case 2: if constexpr (kR > 2) CUSTOM_OPS_TILE(2); break;
     case 1: CUSTOM_OPS_TILE(1); break;
     default: break;
   }
@@ -137,8 +137,10 @@ CUSTOM_OPS_INLINE void column(const BlockIo<acc_t>& io, int64_t rows, int64_t wi
 }
 
 // Positions [0, width) rounded up to whole vectors (never past kLengthBlock): 4-vector columns while
-// more than 3 vectors remain (where kMaxV allows), then 2, then 1. Returns where the columns stored
-// to io.out end (io.out null: 0); the rest is in the scratch.
+// more than 3 vectors remain (where kMaxV allows), then 2, then 1; with one or two rows (a single output
+// channel, grad_input of a one-channel front end), 8-vector columns first, so that the FMAs have 8 or 16
+// independent accumulators instead of 4 or 8 (with 4 they wait on each other's latency). Returns where the
+// columns stored to io.out end (io.out null: 0); the rest is in the scratch.
 template <typename acc_t, int VB, int kR, int kMaxV>
 CUSTOM_OPS_INLINE int64_t accumulate_block_impl(const BlockIo<acc_t>& io, int64_t rows, int64_t width,
                                                 const BlockView<acc_t>& in, const acc_t* w, int64_t ws) {
@@ -146,6 +148,9 @@ CUSTOM_OPS_INLINE int64_t accumulate_block_impl(const BlockIo<acc_t>& io, int64_
   int64_t full_end = io.out != nullptr ? width : 0;
   int64_t l = 0;
   if constexpr (kMaxV >= 4) {
+    if (rows <= 2) {
+      for (; width - l > 7 * kL; l += 8 * kL) column<acc_t, VB, 2, 8>(io, rows, width, l, in, w, ws, full_end);
+    }
     for (; width - l > 3 * kL; l += 4 * kL) column<acc_t, VB, kR, 4>(io, rows, width, l, in, w, ws, full_end);
   }
   for (; width - l > kL; l += 2 * kL) column<acc_t, VB, kR, 2>(io, rows, width, l, in, w, ws, full_end);
