@@ -20,6 +20,7 @@
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 #include <ATen/ops/empty.h>
+#include <ATen/ops/isfinite.h>
 #include <ATen/ops/zeros.h>
 
 #include <algorithm>
@@ -313,13 +314,45 @@ CUSTOM_OPS_TARGET_AVX512 void swap_pack_pairs_bf16(uint32_t* packed, const uint1
 // swapped (C_g outputs from O_g inputs per group), reading gy[q + j*d' - pad'] with pad' = (J-1)*d' - e_k0
 // (negative where the forward's padding exceeded its kernel's span: the forward kernels read zeros there).
 // With stride 1 that is the whole grad_input; otherwise each phase is written to its strided positions.
+// grad_input[n, c, i] = sum over the group's o and taps k of W[o, c, k] * gy[n, o, l], i = l*s + k*d - pl,
+// term by term over the pairs (i, l) that exist: the exact pattern of aten's non-finite values where
+// the weight has an Inf or NaN (the convolutions below would multiply it by grad_output's zero padding).
+template <typename scalar_t>
+void grad_input_rows(const scalar_t* gy, const scalar_t* w, scalar_t* grad_input, const Geometry& g) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const int64_t C = g.in_channels, C_g = g.in_channels_per_group(), O_g = g.out_channels_per_group();
+  const int64_t K = g.kernel_size, L = g.in_length, L_out = g.out_length, s = g.stride;
+  at::parallel_for(0, g.batch * C, 1, [&](int64_t begin, int64_t end) {
+    std::vector<acc_t> row(L);
+    for (int64_t r = begin; r < end; ++r) {
+      const int64_t n = r / C, c = r % C, group = c / C_g, cg = c % C_g;
+      std::fill(row.begin(), row.end(), acc_t(0));
+      for (int64_t og = 0; og < O_g; ++og) {
+        const int64_t o = group * O_g + og;
+        const scalar_t* gy_row = gy + (n * g.out_channels + o) * L_out;
+        for (int64_t k = 0; k < K; ++k) {
+          const acc_t wv = static_cast<acc_t>(w[(o * C_g + cg) * K + k]);
+          const int64_t offset = k * g.dilation - g.pad_left;
+          const TapRange range = tap_range(g, offset);
+          for (int64_t l = range.first; l < range.last; ++l) {
+            row[l * s + offset] += wv * static_cast<acc_t>(gy_row[l]);
+          }
+        }
+      }
+      scalar_t* out = grad_input + r * L;
+      for (int64_t i = 0; i < L; ++i) out[i] = static_cast<scalar_t>(row[i]);
+    }
+  });
+}
+
 // Strided shapes with few input channels per group (one-channel front ends, strided depthwise): all
 // phases as one forward convolution whose output channels are (phase, channel) pairs, then interleaved.
 // Phase by phase, each convolution would read all of grad_output for J of the K taps and compute one or
 // two output rows (the micro-kernel's vectors then feed one FMA per load); stacked, grad_output is read
 // once and the s * C_g rows fill the micro-tiles. Phase r reads offsets e = (r + pl - k*d) / s; the
 // stacked kernel spans every phase's offsets [e_min, e_max] with zero weights where a phase has no tap.
-// Returns an undefined tensor where this does not apply or would waste more than half of its FMAs.
+// Returns an undefined tensor where this does not apply, would waste more than half of its FMAs, or
+// gave a non-finite result (below).
 constexpr int64_t kStackedPhaseMaxChannels = 8;  // C_g below this
 constexpr int64_t kStackedPhaseMaxStride = 64;
 
@@ -372,17 +405,45 @@ at::Tensor grad_input_stacked_phases(const at::Tensor& gy, const at::Tensor& wei
   t.pad_right = Lq - g.out_length - t.pad_left + (J - 1);
   const at::Tensor out = conv1d_forward_cpu(gy, stacked, std::nullopt, t);  // (N, G * s * C_g, Lq)
   // grad_input[n][grp * C_g + c][q * s + r] = out[n][grp * s * C_g + r * C_g + c][q], positions below L.
-  return out.view({g.batch, G, s, C_g, Lq})
-      .permute({0, 1, 3, 4, 2})
-      .reshape({g.batch, g.in_channels, Lq * s})
-      .narrow(2, 0, L)
-      .contiguous();
+  at::Tensor grad_input = out.view({g.batch, G, s, C_g, Lq})
+                              .permute({0, 1, 3, 4, 2})
+                              .reshape({g.batch, g.in_channels, Lq * s})
+                              .narrow(2, 0, L)
+                              .contiguous();
+  // The stacked kernel's zero weights meet every grad_output value, so an Inf or NaN there would leave
+  // NaN at input positions no tap connects it to: such results are redone phase by phase. The check
+  // is a pass over grad_input, small beside grad_output on these shapes (few input channels).
+  if (!at::isfinite(grad_input).all().item<bool>()) return {};
+  return grad_input;
 }
 
+at::Tensor grad_input_phases(const at::Tensor& gy, const at::Tensor& weight, const Geometry& g);
+
+// grad_input through the forward's kernels where the weight is finite. A weight with an Inf or NaN takes
+// the exact loops; whether it has one is asked of the weight or, where that is larger, only of a result
+// that came out non-finite.
 at::Tensor grad_input_cpu(const at::Tensor& gy, const at::Tensor& weight, const Geometry& g) {
+  if (gy.numel() == 0 || g.out_channels_per_group() == 0 || g.in_length == 0)
+    return at::zeros({g.batch, g.in_channels, g.in_length}, gy.options());
+  auto exact = [&] {
+    at::Tensor grad_input = at::empty({g.batch, g.in_channels, g.in_length}, gy.options());
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, gy.scalar_type(), "custom::conv1d_backward (CPU)", [&] {
+      grad_input_rows<scalar_t>(gy.const_data_ptr<scalar_t>(), weight.const_data_ptr<scalar_t>(),
+                                grad_input.mutable_data_ptr<scalar_t>(), g);
+    });
+    return grad_input;
+  };
+  const bool ask_weight = weight.numel() <= g.batch * g.in_channels * g.in_length;
+  if (ask_weight && !at::isfinite(weight).all().item<bool>()) return exact();
+  at::Tensor grad_input = grad_input_phases(gy, weight, g);
+  if (!ask_weight && !at::isfinite(grad_input).all().item<bool>() && !at::isfinite(weight).all().item<bool>())
+    return exact();
+  return grad_input;
+}
+
+at::Tensor grad_input_phases(const at::Tensor& gy, const at::Tensor& weight, const Geometry& g) {
   const int64_t s = g.stride, d = g.dilation, K = g.kernel_size, L = g.in_length;
   const int64_t O_g = g.out_channels_per_group();
-  if (gy.numel() == 0 || O_g == 0 || L == 0) return at::zeros({g.batch, g.in_channels, L}, gy.options());
   if (at::Tensor stacked = grad_input_stacked_phases(gy, weight, g); stacked.defined()) return stacked;
   const int64_t s_taps = s / std::gcd(s, d), d_phase = d / std::gcd(s, d);
   at::Tensor grad_input = s == 1 ? at::Tensor() : at::empty({g.batch, g.in_channels, L}, gy.options());
