@@ -345,6 +345,30 @@ void grad_input_rows(const scalar_t* gy, const scalar_t* w, scalar_t* grad_input
   });
 }
 
+// Whether a contiguous floating-point tensor holds only finite values: its exponent bits, a vectorised
+// OR over blocks (aten's isfinite().all() took ~100 us for 50k bfloat16 values, a fifth of a short
+// sequence's grad_input).
+bool all_finite(const at::Tensor& t) {
+  auto scan = [&](const auto* bits, auto exponent) {
+    using word = std::decay_t<decltype(exponent)>;
+    const int64_t n = t.numel();
+    for (int64_t begin = 0; begin < n; begin += 4096) {
+      const int64_t end = std::min(n, begin + 4096);
+      word any = 0;
+      for (int64_t i = begin; i < end; ++i) any |= static_cast<word>(((bits[i] & exponent) == exponent) ? 1 : 0);
+      if (any) return false;
+    }
+    return true;
+  };
+  switch (t.scalar_type()) {
+    case at::kFloat: return scan(reinterpret_cast<const uint32_t*>(t.const_data_ptr()), uint32_t{0x7F800000});
+    case at::kDouble: return scan(reinterpret_cast<const uint64_t*>(t.const_data_ptr()), uint64_t{0x7FF0000000000000});
+    case at::kBFloat16: return scan(reinterpret_cast<const uint16_t*>(t.const_data_ptr()), uint16_t{0x7F80});
+    case at::kHalf: return scan(reinterpret_cast<const uint16_t*>(t.const_data_ptr()), uint16_t{0x7C00});
+    default: return at::isfinite(t).all().item<bool>();
+  }
+}
+
 // Strided shapes with few input channels per group (one-channel front ends, strided depthwise): all
 // phases as one forward convolution whose output channels are (phase, channel) pairs, then interleaved.
 // Phase by phase, each convolution would read all of grad_output for J of the K taps and compute one or
@@ -413,7 +437,7 @@ at::Tensor grad_input_stacked_phases(const at::Tensor& gy, const at::Tensor& wei
   // The stacked kernel's zero weights meet every grad_output value, so an Inf or NaN there would leave
   // NaN at input positions no tap connects it to: such results are redone phase by phase. The check
   // is a pass over grad_input, small beside grad_output on these shapes (few input channels).
-  if (!at::isfinite(grad_input).all().item<bool>()) return {};
+  if (!all_finite(grad_input)) return {};
   return grad_input;
 }
 
@@ -434,9 +458,9 @@ at::Tensor grad_input_cpu(const at::Tensor& gy, const at::Tensor& weight, const 
     return grad_input;
   };
   const bool ask_weight = weight.numel() <= g.batch * g.in_channels * g.in_length;
-  if (ask_weight && !at::isfinite(weight).all().item<bool>()) return exact();
+  if (ask_weight && !all_finite(weight)) return exact();
   at::Tensor grad_input = grad_input_phases(gy, weight, g);
-  if (!ask_weight && !at::isfinite(grad_input).all().item<bool>() && !at::isfinite(weight).all().item<bool>())
+  if (!ask_weight && !all_finite(grad_input) && !all_finite(weight))
     return exact();
   return grad_input;
 }
