@@ -80,7 +80,11 @@ def cpu_model():
     return platform.processor() or "unknown CPU"
 
 
-def main():
+def run_suite(what, measure):
+    """The suite's command line and tables, shared by the forward (here) and the backward
+    (bench_cpu_backward.py). measure(x, w, b, stride, padding, dilation, groups, repeats, budget) times
+    ours and aten's on the case's tensors and returns (ours ms, aten ms, ours fastest, aten fastest,
+    relative error against float64)."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--dtypes", nargs="+", default=list(DTYPES), choices=list(DTYPES))
@@ -90,7 +94,7 @@ def main():
     args = parser.parse_args()
     custom_ops.load_library()
     shapes = [s for s in SHAPES if args.only is None or any(o in s[0] for o in args.only)]
-    print(f"{datetime.date.today()}, {cpu_model()}, torch {torch.__version__}, "
+    print(f"{datetime.date.today()}, {cpu_model()}, torch {torch.__version__}, {what}"
           f"medians of {args.repeats} interleaved repeats (at most {args.budget} s a shape)")
     for threads in args.threads:
         torch.set_num_threads(threads)
@@ -105,12 +109,7 @@ def main():
                 torch.manual_seed(0)
                 x, w, b = torch.randn(n, c, length), torch.randn(o, c // g, k), torch.randn(o)
                 x, w, b = x.to(dtype), w.to(dtype), b.to(dtype)
-                ours_ms, aten_ms, ours_min, aten_min, reps = interleaved_medians(
-                    lambda: torch.ops.custom.conv1d(x, w, b, [s], [p], [d], g),
-                    lambda: F.conv1d(x, w, b, s, p, d, g), args.repeats, args.budget)
-                out = torch.ops.custom.conv1d(x, w, b, [s], [p], [d], g)
-                ref = F.conv1d(x.double(), w.double(), b.double(), s, p, d, g)
-                err = ((out.double() - ref).abs().max() / ref.abs().max()).item()
+                ours_ms, aten_ms, ours_min, aten_min, err = measure(x, w, b, s, p, d, g, args.repeats, args.budget)
                 ratios.append(aten_ms / ours_ms)
                 best_ratios.append(aten_min / ours_min)
                 print(f"| {name} {(n, c, o, k, length)} | {s}, {p}, {d}, {g} | {ours_ms:.3f} | {aten_ms:.3f} "
@@ -119,6 +118,20 @@ def main():
             gm_best = math.exp(sum(math.log(r) for r in best_ratios) / len(best_ratios))
             print(f"| geometric mean (lowest) | | | | {gm:.2f} ({min(ratios):.2f}) | {gm_best:.2f} "
                   f"({min(best_ratios):.2f}) | |", flush=True)
+
+
+def measure_forward(x, w, b, s, p, d, g, repeats, budget):
+    ours_ms, aten_ms, ours_min, aten_min, _ = interleaved_medians(
+        lambda: torch.ops.custom.conv1d(x, w, b, [s], [p], [d], g),
+        lambda: F.conv1d(x, w, b, s, p, d, g), repeats, budget)
+    out = torch.ops.custom.conv1d(x, w, b, [s], [p], [d], g)
+    ref = F.conv1d(x.double(), w.double(), b.double(), s, p, d, g)
+    err = ((out.double() - ref).abs().max() / ref.abs().max()).item()
+    return ours_ms, aten_ms, ours_min, aten_min, err
+
+
+def main():
+    run_suite("", measure_forward)
 
 
 if __name__ == "__main__":
