@@ -237,3 +237,31 @@ def test_gradients_match_aten_larger_shapes(case, dtype, allow_tf32, tol, device
             assert err <= tol, f"grad_{name}: relative error {err:.3e} > {tol:.1e}"
     finally:
         torch.backends.cudnn.allow_tf32 = previous
+
+
+def test_cpu_backward_cost_follows_the_products_not_the_stride_or_dilation():
+    """A huge stride (few phases have taps) or a huge dilation (taps far apart, most in the padding):
+    the CPU backward's cost is that of the products that exist. Before, every phase up to the stride
+    was a tensor operation (1.3 s at stride 2e6), and the fast paths gathered windows as long as the
+    dilated kernel (seconds and gigabytes at dilation 2e8; out of memory at 2e9)."""
+    import time
+
+    cases = [  # (N, C, O, K, L), stride, padding, dilation
+        ((1, 1, 4, 3, 10_000_003), 10_000_000, 0, 1),
+        ((1, 4, 16, 2, 10), 1, 1_000_000_000, 2_000_000_000),
+    ]
+    for (n, c, o, k, length), stride, padding, dilation in cases:
+        gen = torch.Generator().manual_seed(0)
+        x = torch.randn(n, c, length, generator=gen)
+        w = torch.randn(o, c, k, generator=gen)
+        l_out = (length + 2 * padding - dilation * (k - 1) - 1) // stride + 1
+        gy = torch.randn(n, o, l_out, generator=gen)
+        start = time.perf_counter()
+        grads = torch.ops.custom.conv1d_backward(gy, x, w, [stride], [padding, padding], [dilation], 1,
+                                                 [True, True, True])
+        seconds = time.perf_counter() - start
+        xr, wr = x.double().requires_grad_(), w.double().requires_grad_()
+        refs = torch.autograd.grad(F.conv1d(xr, wr, None, stride, padding, dilation), [xr, wr], gy.double())
+        for got, ref in zip(grads[:2], refs):
+            assert relative_max_error(got, ref) <= 1e-5
+        assert seconds < 3, f"stride {stride}, dilation {dilation}: {seconds:.1f} s"

@@ -349,22 +349,27 @@ void grad_input_rows(const scalar_t* gy, const scalar_t* w, scalar_t* grad_input
 // OR over blocks (aten's isfinite().all() took ~100 us for 50k bfloat16 values, a fifth of a short
 // sequence's grad_input).
 bool all_finite(const at::Tensor& t) {
-  auto scan = [&](const auto* bits, auto exponent) {
-    using word = std::decay_t<decltype(exponent)>;
+  auto scan = [&](auto exponent) {
+    using word = decltype(exponent);
+    const auto* bytes = static_cast<const char*>(t.const_data_ptr());
     const int64_t n = t.numel();
     for (int64_t begin = 0; begin < n; begin += 4096) {
       const int64_t end = std::min(n, begin + 4096);
       word any = 0;
-      for (int64_t i = begin; i < end; ++i) any |= static_cast<word>(((bits[i] & exponent) == exponent) ? 1 : 0);
+      for (int64_t i = begin; i < end; ++i) {
+        word bits;
+        std::memcpy(&bits, bytes + i * sizeof(word), sizeof(word));
+        any |= static_cast<word>((bits & exponent) == exponent ? 1 : 0);
+      }
       if (any) return false;
     }
     return true;
   };
   switch (t.scalar_type()) {
-    case at::kFloat: return scan(reinterpret_cast<const uint32_t*>(t.const_data_ptr()), uint32_t{0x7F800000});
-    case at::kDouble: return scan(reinterpret_cast<const uint64_t*>(t.const_data_ptr()), uint64_t{0x7FF0000000000000});
-    case at::kBFloat16: return scan(reinterpret_cast<const uint16_t*>(t.const_data_ptr()), uint16_t{0x7F80});
-    case at::kHalf: return scan(reinterpret_cast<const uint16_t*>(t.const_data_ptr()), uint16_t{0x7C00});
+    case at::kFloat: return scan(uint32_t{0x7F800000});
+    case at::kDouble: return scan(uint64_t{0x7FF0000000000000});
+    case at::kBFloat16: return scan(uint16_t{0x7F80});
+    case at::kHalf: return scan(uint16_t{0x7C00});
     default: return at::isfinite(t).all().item<bool>();
   }
 }
@@ -442,6 +447,7 @@ at::Tensor grad_input_stacked_phases(const at::Tensor& gy, const at::Tensor& wei
 }
 
 at::Tensor grad_input_phases(const at::Tensor& gy, const at::Tensor& weight, const Geometry& g);
+constexpr int64_t kPhaseMaxHalo = 1024;  // input positions past a forward tile that a tile may gather
 
 // grad_input through the forward's kernels where the weight is finite. A weight with an Inf or NaN takes
 // the exact loops; whether it has one is asked of the weight or, where that is larger, only of a result
@@ -457,6 +463,9 @@ at::Tensor grad_input_cpu(const at::Tensor& gy, const at::Tensor& weight, const 
     });
     return grad_input;
   };
+  // A dilated kernel much longer than the forward's tiles (a huge dilation) would have the forward
+  // gather a halo of that length per tile: the exact loops visit only the products that exist.
+  if ((g.kernel_size - 1) * g.dilation / g.stride > kPhaseMaxHalo) return exact();
   const bool ask_weight = weight.numel() <= g.batch * g.in_channels * g.in_length;
   if (ask_weight && !all_finite(weight)) return exact();
   at::Tensor grad_input = grad_input_phases(gy, weight, g);
@@ -470,15 +479,22 @@ at::Tensor grad_input_phases(const at::Tensor& gy, const at::Tensor& weight, con
   const int64_t O_g = g.out_channels_per_group();
   if (at::Tensor stacked = grad_input_stacked_phases(gy, weight, g); stacked.defined()) return stacked;
   const int64_t s_taps = s / std::gcd(s, d), d_phase = d / std::gcd(s, d);
-  at::Tensor grad_input = s == 1 ? at::Tensor() : at::empty({g.batch, g.in_channels, L}, gy.options());
-  for (int64_t r = 0; r < std::min(s, L); ++r) {
+  // The phases some tap reaches, each with its first tap: tap k reaches phase (k*d - pl) mod s, and the
+  // first s_taps taps give every such phase once (so at most K convolutions, however large the stride;
+  // the other phases stay zero).
+  std::vector<std::pair<int64_t, int64_t>> reached;  // (phase r < L, first tap k0)
+  for (int64_t k = 0; k < std::min(K, s_taps); ++k) {
+    const int64_t r = ((k * d - g.pad_left) % s + s) % s;
+    if (r < L) reached.emplace_back(r, k);
+  }
+  at::Tensor grad_input;
+  if (s > 1) {
+    const bool every_phase = static_cast<int64_t>(reached.size()) == std::min(s, L);
+    grad_input = every_phase ? at::empty({g.batch, g.in_channels, L}, gy.options())
+                             : at::zeros({g.batch, g.in_channels, L}, gy.options());
+  }
+  for (const auto& [r, k0] : reached) {
     const int64_t length = (L - r + s - 1) / s;  // positions r, r + s, ... below L
-    int64_t k0 = 0;
-    while (k0 < K && ((r + g.pad_left - k0 * d) % s + s) % s != 0) ++k0;
-    if (k0 >= K || k0 >= s_taps) {  // no tap reaches this phase (taps repeat their residues every s_taps)
-      grad_input.slice(2, r, L, s).zero_();
-      continue;
-    }
     const int64_t taps = (K - 1 - k0) / s_taps + 1;
     const int64_t e0 = (r + g.pad_left - k0 * d) / s;  // exact
     std::vector<int64_t> tap_index(taps);
@@ -567,6 +583,9 @@ constexpr int64_t kGwMaxPartials = 1 << 24;  // float64 partial sums held for th
 // vectors along the output channels and its rows of channels would be mostly empty.
 constexpr int64_t kGwMinRows = 4;
 constexpr int64_t kGwMinColumns = 16;
+// A dilated kernel much longer than a chunk (a huge dilation) would have every chunk gather that halo;
+// the row loops visit only the products that exist.
+constexpr int64_t kGwMaxHalo = 4 * kGwChunk;
 
 #ifdef CUSTOM_OPS_X86_DISPATCH
 // One chunk of grad_weight in bfloat16 with AVX-512-BF16: a term is a pair of consecutive positions
@@ -620,7 +639,7 @@ CUSTOM_OPS_TARGET_AVX512BF16 void grad_weight_chunk_bf16(const PairChunk& b, con
     for (int64_t k = 0; k < K; ++k) {
       uint32_t* dst = b.x_pairs + (c * K + k) * kRowPairs;
       std::memcpy(dst, rows + tap_offset[k], pairs * sizeof(uint32_t));
-      if (count % 2 == 1) reinterpret_cast<uint16_t*>(dst)[2 * pairs - 1] = 0;
+      if (count % 2 == 1) dst[pairs - 1] &= 0xFFFFu;  // the high half: the position past the chunk
     }
   }
   const cpu::PairView view{b.gy_pairs, b.offsets, pairs};
@@ -830,7 +849,8 @@ Gradients conv1d_backward_cpu(const at::Tensor& grad_output, const at::Tensor& i
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "custom::conv1d_backward (CPU)", [&] {
     // An empty batch gives zero weight and bias gradients (the loops add nothing).
     if (mask[1]) {
-      if (g.in_channels_per_group() * g.kernel_size >= kGwMinRows && g.out_channels_per_group() >= kGwMinColumns)
+      if (g.in_channels_per_group() * g.kernel_size >= kGwMinRows && g.out_channels_per_group() >= kGwMinColumns &&
+          (g.kernel_size - 1) * g.dilation / g.stride <= kGwMaxHalo)
         grad_weight_gemm<scalar_t>(gy, x, grad_weight, g);
       else
         grad_weight_rows<scalar_t>(gy.const_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(),
