@@ -141,3 +141,25 @@ def test_none_input_or_weight_is_an_error_naming_the_argument(requires_grad, pad
         torch.ops.custom.conv1d(x, None, None, [1], padding)
     with pytest.raises(RuntimeError, match="expected 'grad_output' to be a tensor, but got None"):
         torch.ops.custom.conv1d_backward(None, x, w, [1], [1, 1], [1], 1, [True, True, True])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
+def test_cpu_forward_with_taps_far_apart_gathers_one_row_per_tap(dtype):
+    """A dilated kernel much longer than the CPU kernel's tiles gathers one row per tap instead of the
+    tile plus a halo as long as the kernel (which was 0.5 s at dilation 2e8 and std::bad_alloc at 2e9),
+    here with and without stride and phases."""
+    gen = torch.Generator().manual_seed(0)
+    cases = [  # (N, C, O, K, L), stride, padding, dilation
+        ((2, 4, 16, 2, 10), 1, 1_000_000_000, 2_000_000_000),
+        ((2, 6, 16, 3, 5000), 2, 3000, 3000),
+        ((1, 3, 8, 4, 9000), 3, 7, 1500),
+        ((2, 1, 5, 5, 700), 1, 2500, 1250),
+    ]
+    for (n, c, o, k, length), stride, padding, dilation in cases:
+        x = torch.randn(n, c, length, generator=gen, dtype=torch.float64)
+        w = torch.randn(o, c, k, generator=gen, dtype=torch.float64)
+        b = torch.randn(o, generator=gen, dtype=torch.float64)
+        out = torch.ops.custom.conv1d(x.to(dtype), w.to(dtype), b.to(dtype), [stride], [padding], [dilation], 1)
+        ref = F.conv1d(x.to(dtype).double(), w.to(dtype).double(), b.to(dtype).double(), stride, padding, dilation)
+        assert out.shape == ref.shape
+        assert relative_max_error(out, ref) <= TOLERANCE[dtype]

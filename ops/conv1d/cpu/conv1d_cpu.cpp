@@ -64,6 +64,7 @@ constexpr int64_t kLengthBlock = 256;    // output positions per tile (a multipl
 constexpr int64_t kReductionBlock = 128; // (channel, tap) pairs per reduction block (at most, >= 1 channel)
 constexpr int64_t kGatherBudget = 1 << 17;  // elements of gathered input per reduction block (at most)
 constexpr int64_t kMaxOutBlocksPerTile = 8;  // output blocks sharing one gather of the input
+constexpr int64_t kMaxTileHalo = 4 * kLengthBlock;  // input positions past a tile gathered with it, at most
 
 // How a forward call is cut into tiles (batch x groups x position blocks x chunks of output blocks that
 // share one gather of the input) and how a tile's input rows are gathered (one row per input phase that
@@ -73,6 +74,7 @@ struct TilePlan {
   std::vector<int64_t> phases;      // the input phases (position mod stride) some tap reads
   std::vector<int64_t> tap_offset;  // each tap's offset into a channel's gathered rows
   int64_t rows_per_channel = 0, halo = 0, row_length = 0;
+  bool per_tap = false;  // one row per tap (phases[k]: tap k's offset), not per phase
 
   // Tile index -> (batch item, group, first position and count, first output channel and count).
   struct Tile {
@@ -113,6 +115,20 @@ TilePlan plan_tiles(const Geometry& g) {
   plan.out_chunks = (plan.out_blocks + blocks_per_tile - 1) / blocks_per_tile;
   plan.tiles = base_tiles * plan.out_chunks;
 
+  // A dilated kernel much longer than a tile (a huge dilation, taps far apart): one row per tap, each
+  // only the tile's positions (phases[k] = k * dilation as the row's offset), instead of rows of the
+  // tile plus a halo as long as the kernel, gathered for every tile.
+  if (((K - 1) * dilation) / stride > kMaxTileHalo) {
+    plan.per_tap = true;
+    plan.rows_per_channel = K;
+    plan.halo = 0;
+    plan.row_length = kLengthBlock;
+    for (int64_t k = 0; k < K; ++k) {
+      plan.phases.push_back(k * dilation);
+      plan.tap_offset.push_back(k * plan.row_length);
+    }
+    return plan;
+  }
   // Phase decomposition: tap k reads phase row r_k = (k * dilation) % stride, shifted by
   // q_k = (k * dilation) / stride. Only the phases some tap uses get a row.
   std::vector<int64_t> phase_row(stride, -1);
@@ -174,7 +190,7 @@ void conv1d_cpu_kernel(const at::Tensor& input, const at::Tensor& weight, const 
                              : w_acc.template const_data_ptr<acc_t>();
   const acc_t* b_acc = kSameType ? reinterpret_cast<const acc_t*>(bias) : (bias ? bias_acc.data() : nullptr);
   // Stride-1 tiles whose window lies inside the input read it in place.
-  const bool direct_ok = kSameType && stride == 1 && xs_l == 1;
+  const bool direct_ok = kSameType && stride == 1 && xs_l == 1 && !plan.per_tap;
 
   at::parallel_for(0, tiles, 1, [&](int64_t begin, int64_t end) {
     std::vector<acc_t> gathered_storage(channel_block * rows_per_channel * row_length + 64 / sizeof(acc_t));
