@@ -4,12 +4,15 @@
 // fits a CTA, taps and channel tiles cover the weight, the grad_weight grid fits its 31 bits.
 
 #include "ops/conv1d/cuda/hopper/conv1d_hopper_plan.h"
+#include "ops/conv1d/cuda/hopper/fast_divisor.h"
 #include "ops/conv1d/cuda/hopper/grad_weight_hopper_plan.h"
 #include "ops/conv1d/cuda/hopper/hopper_row_tiles.h"
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdint>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -179,7 +182,9 @@ TEST(HopperPlans, OverlappingRowTilesStoreEveryPositionOnceInWholeLines) {
           const int64_t base = row * L * element;
           std::vector<int> stored(L, 0);
           for (int64_t j = 0; j < tiling.row_tiles; ++j) {
-            const cuda::RowTile t = cuda::row_tile(row * tiling.row_tiles + j, tiling.row_tiles, tiling.step);
+            const cuda::RowTile t = cuda::row_tile(static_cast<uint32_t>(row * tiling.row_tiles + j),
+                                                   cuda::FastDivisor(static_cast<uint32_t>(tiling.row_tiles)),
+                                                   tiling.step);
             ASSERT_EQ(t.n, row);
             const int64_t l0 = t.l0, computed = std::min(tile, L - l0);
             ASSERT_LT(l0, L);
@@ -218,6 +223,58 @@ TEST(HopperPlans, ForwardPlanChoosesOverlappingRowTilesByPrecision) {
   EXPECT_EQ(strict->row_tiling.row_tiles, 0);
   g.pad_left = g.pad_right = 1, g.out_length = 131072;  // aligned rows
   for (const auto dtype : kTypes) EXPECT_EQ(cuda::plan_hopper(g, dtype, true)->row_tiling.row_tiles, 0);
+}
+
+// The kernels' tile decoding (fast_divisor.h): the multiply-high division equals integer division over
+// the whole range it is used for, divisors and dividends below 2^31, edges and random values.
+TEST(HopperPlans, FastDivisorDividesExactlyBelowTwoToThe31) {
+  constexpr uint32_t kLimit = uint32_t{1} << 31;
+  std::mt19937 random(12345);
+  std::vector<uint32_t> divisors;
+  for (uint32_t d = 1; d <= 1024; ++d) divisors.push_back(d);
+  for (int b = 10; b < 31; ++b)
+    for (const int64_t d : {(int64_t{1} << b) - 1, int64_t{1} << b, (int64_t{1} << b) + 1}) divisors.push_back(uint32_t(d));
+  divisors.push_back(kLimit - 1);
+  for (int i = 0; i < 2000; ++i) divisors.push_back(1 + random() % (kLimit - 1));
+  for (const uint32_t d : divisors) {
+    const cuda::FastDivisor divisor(d);
+    std::vector<uint32_t> dividends = {0, 1, d - 1, d, kLimit - 1, kLimit - 2, kLimit - 1 - (kLimit - 1) % d};
+    if (d < kLimit / 2) dividends.insert(dividends.end(), {d + 1, 2 * d - 1, 2 * d});
+    for (int i = 0; i < 200; ++i) dividends.push_back(random() % kLimit);
+    for (const uint32_t x : dividends) ASSERT_EQ(divisor.div(x), x / d) << x << " / " << d;
+  }
+}
+
+// Every plan's tile counts stay below the limit of that 32-bit decoding, and a shape past it gets no plan.
+TEST(HopperPlans, TileCountsFitThirtyTwoBitDecoding) {
+  for (const Geometry& g : sweep()) {
+    for (const auto dtype : {at::kFloat, at::kBFloat16}) {
+      const auto plan = cuda::plan_hopper(g, dtype, true);
+      if (!plan) continue;
+      const cuda::HopperTileCounts counts = cuda::hopper_tile_counts(g, *plan);
+      EXPECT_LT(counts.total_tiles, cuda::kMaxHopperTiles);
+      EXPECT_LT(counts.subtiles, cuda::kFastDivisionLimit);
+      EXPECT_GE(counts.total_tiles * 2 * plan->positions_per_consumer(), g.out_length);
+    }
+  }
+  // 2^30 tiles of two 128-position sub-tiles (2^31 sub-tiles): 2^38 positions in rows of 2^20 (aligned:
+  // sub-tiles pair up across rows).
+  Geometry huge;
+  huge.batch = int64_t{1} << 18, huge.in_channels = 64, huge.in_length = (int64_t{1} << 20) + 2;
+  huge.out_channels = 128, huge.kernel_size = 3, huge.stride = 1, huge.dilation = 1, huge.groups = 1;
+  huge.pad_left = 0, huge.pad_right = 0;
+  huge.out_length = int64_t{1} << 20;
+  EXPECT_FALSE(cuda::plan_hopper(huge, at::kBFloat16, true).has_value());
+  huge.batch /= 2;  // 2^29 tiles, 2^30 sub-tiles
+  EXPECT_TRUE(cuda::plan_hopper(huge, at::kBFloat16, true).has_value());
+  // Unaligned rows (tiles of one row): 2^17 rows of 2^20 - 1 positions, 4,369 tiles each (5.7e8 tiles).
+  huge.in_length -= 1, huge.out_length -= 1;
+  const auto row_plan = cuda::plan_hopper(huge, at::kBFloat16, true);
+  ASSERT_TRUE(row_plan.has_value());
+  EXPECT_GT(row_plan->row_tiling.row_tiles, 0);
+  EXPECT_LT(cuda::hopper_tile_counts(huge, *row_plan).total_tiles, cuda::kMaxHopperTiles);
+  huge.batch *= 2;  // 1.15e9 tiles
+  EXPECT_FALSE(cuda::plan_hopper(huge, at::kBFloat16, true).has_value());
 }
 
 }  // namespace

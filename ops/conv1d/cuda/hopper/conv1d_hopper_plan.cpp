@@ -22,6 +22,16 @@ int bank_friendly_pitch(int64_t span) { return static_cast<int>(span + ((8 - spa
 
 }  // namespace
 
+HopperTileCounts hopper_tile_counts(const Geometry& g, const HopperPlan& plan) {
+  HopperTileCounts c;
+  c.o_tiles = (g.out_channels_per_group() + plan.tile_n - 1) / plan.tile_n;
+  c.subtiles_per_row = (g.out_length + plan.positions_per_consumer() - 1) / plan.positions_per_consumer();
+  c.subtiles = g.batch * c.subtiles_per_row;
+  c.tiles_per_key = plan.row_tiling.row_tiles > 0 ? g.batch * plan.row_tiling.row_tiles : (c.subtiles + 1) / 2;
+  c.total_tiles = g.groups * c.o_tiles * c.tiles_per_key;
+  return c;
+}
+
 bool hopper_input_layout_ok(int64_t element_size, int64_t batch, int64_t channels, int64_t length,
                             int64_t stride_n, int64_t stride_c, int64_t stride_l, uintptr_t address) {
   const auto aligned = [](int64_t bytes) { return bytes % 16 == 0; };
@@ -93,8 +103,10 @@ std::optional<HopperPlan> plan_hopper(const Geometry& g, c10::ScalarType dtype, 
   // one where two do not fit.
   const int m_wide = (!split && g.out_length > 64) ? 2 : 1;
   const std::vector<int> sub_tiles = m_wide == 2 ? std::vector<int>{2, 1} : std::vector<int>{1};
-  auto finished = [&] {
+  auto finished = [&]() -> std::optional<HopperPlan> {
     if (!split) plan.row_tiling = row_tiling(g.out_length, element_size, 2 * plan.positions_per_consumer());
+    const HopperTileCounts counts = hopper_tile_counts(g, plan);
+    if (counts.subtiles >= kFastDivisionLimit || counts.total_tiles >= kMaxHopperTiles) return std::nullopt;
     return plan;
   };
   // Preferred: resident weights (loaded once per (group, channel tile)), the longer sub-tile (longer

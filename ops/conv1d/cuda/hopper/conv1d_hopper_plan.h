@@ -11,6 +11,7 @@
 // weights.
 
 #include "ops/conv1d/conv1d_geometry.h"
+#include "ops/conv1d/cuda/hopper/fast_divisor.h"
 #include "ops/conv1d/cuda/hopper/hopper_row_tiles.h"
 
 #include <c10/core/ScalarType.h>
@@ -76,6 +77,23 @@ constexpr EpilogueRound epilogue_round(int element_size, int m_tiles, int tile_n
 // memory layout: the caller also checks hopper_input_layout_ok.
 std::optional<HopperPlan> plan_hopper(const Geometry& g, c10::ScalarType dtype, bool allow_tf32,
                                       int64_t max_shared_bytes = kHopperSharedBytes);
+
+// How a call's output splits into tiles (see decode_tile in hopper_kernel.cuh): a tile is two
+// consumers' sub-tiles, paired across rows, or a tile of one row where the plan tiles rows
+// (row_tiling); tiles are numbered (group, channel tile) first. plan_hopper takes only shapes with fewer
+// than kMaxHopperTiles tiles and kFastDivisionLimit sub-tiles, so that the kernel decodes tile indices
+// in 32-bit arithmetic (fast_divisor.h): a CTA's next tile index (+ at most the SM count) and a
+// sub-tile index (2 x pair + 1 <= subtiles) stay below 2^31.
+constexpr int64_t kMaxHopperTiles = int64_t{1} << 30;
+static_assert(2 * kMaxHopperTiles <= kFastDivisionLimit, "tile indices and their increments fit 31 bits");
+struct HopperTileCounts {
+  int64_t o_tiles;           // channel tiles per group
+  int64_t subtiles_per_row;  // ceil(L_out / positions per consumer)
+  int64_t subtiles;          // batch * subtiles_per_row
+  int64_t tiles_per_key;     // tiles per (group, channel tile)
+  int64_t total_tiles;
+};
+HopperTileCounts hopper_tile_counts(const Geometry& g, const HopperPlan& plan);
 
 // TMA reads the input (N, C, L) through a tensor map: rows contiguous, 16-byte aligned start and
 // strides, nested as in a contiguous tensor (rows apart by at least a row, batch items by all rows).

@@ -30,6 +30,7 @@
 // needed.
 
 #include "ops/conv1d/cuda/hopper/conv1d_hopper_plan.h"
+#include "ops/conv1d/cuda/hopper/fast_divisor.h"
 #include "ops/conv1d/cuda/hopper/hopper_ptx.cuh"
 #include "ops/conv1d/cuda/hopper/hopper_row_tiles.h"
 #include "ops/conv1d/cuda/hopper/hopper_timeline.cuh"
@@ -55,20 +56,23 @@ struct HopperParams {
   int64_t out_length;
   int64_t out_channels;
   int out_channels_per_group;
-  int o_tiles;               // channel tiles per group
-  int64_t subtiles_per_row;  // ceil(L_out / positions per consumer) (unused where row_tiles > 0)
-  int64_t subtiles;          // batch * subtiles_per_row (unused where row_tiles > 0)
-  int64_t tiles_per_key;     // ceil(subtiles / 2): a tile is two consumers' sub-tiles (or batch * row_tiles)
-  int64_t total_tiles;       // groups * o_tiles * tiles_per_key
+  // The tile counts (hopper_tile_counts, all below 2^30), as divisors where decode_tile divides by them.
+  FastDivisor o_tiles;           // channel tiles per group
+  FastDivisor subtiles_per_row;  // ceil(L_out / positions per consumer) (unused where row_tiled)
+  uint32_t subtiles;             // batch * subtiles_per_row (unused where row_tiled)
+  FastDivisor tiles_per_key;     // ceil(subtiles / 2): a tile is two consumers' sub-tiles (or batch * row_tiles)
+  int total_tiles;               // groups * o_tiles * tiles_per_key
   // Rows that do not start on 32-byte boundaries, at least a tile long (hopper_row_tiles.h): tiles of
-  // one row, which advance by tile_step, row_tiles a row (then tiles_per_key = batch * row_tiles); 0
-  // where sub-tiles pair up across rows instead.
-  int64_t row_tiles;
+  // one row, which advance by tile_step, row_tiles a row (then tiles_per_key = batch * row_tiles); else
+  // sub-tiles pair up across rows.
+  bool row_tiled;
+  FastDivisor row_tiles;
   int tile_step;
   int stride, dilation, pad_left, kernel_size;
   int chunks, tap_groups, taps_per_stage, window_pitch, stages;
   int resident_weights;
   int staging_slots;  // 1, 2 or 4
+  int staging_slot_shift;  // log2(staging_slots)
   uint32_t input_stage_bytes, weight_stage_bytes, resident_bytes;
 };
 
@@ -127,13 +131,14 @@ struct TileCoordinates {
 };
 
 template <int TileN, int Positions>
-__device__ __forceinline__ TileCoordinates decode_tile(const HopperParams& p, int64_t tile) {
+__device__ __forceinline__ TileCoordinates decode_tile(const HopperParams& p, int tile) {
   TileCoordinates c;
-  c.key = tile / p.tiles_per_key;
-  const int64_t pair = tile - c.key * p.tiles_per_key;
-  c.group = static_cast<int>(c.key / p.o_tiles);
-  c.o0 = static_cast<int>(c.key - int64_t(c.group) * p.o_tiles) * TileN;
-  if (p.row_tiles > 0) {
+  const uint32_t key = p.tiles_per_key.div(tile), pair = tile - key * p.tiles_per_key.divisor;
+  const uint32_t group = p.o_tiles.div(key);
+  c.key = key;
+  c.group = static_cast<int>(group);
+  c.o0 = static_cast<int>(key - group * p.o_tiles.divisor) * TileN;
+  if (p.row_tiled) {
     // Overlapping tiles of one row: the first sub-tile at j * tile_step, the second right after it where
     // the row reaches it (else it computes on batch row 0 and stores nothing, as below).
     const RowTile t = row_tile(pair, p.row_tiles, p.tile_step);
@@ -148,12 +153,12 @@ __device__ __forceinline__ TileCoordinates decode_tile(const HopperParams& p, in
   }
 #pragma unroll
   for (int w = 0; w < 2; ++w) {
-    const int64_t sub = 2 * pair + w;
+    const uint32_t sub = 2 * pair + w, n = p.subtiles_per_row.div(sub);
     c.valid[w] = sub < p.subtiles;
     // A consumer without a sub-tile (the last tile of an odd count) computes on batch row 0 and
     // stores nothing.
-    c.n[w] = c.valid[w] ? sub / p.subtiles_per_row : 0;
-    c.l0[w] = c.valid[w] ? (sub - c.n[w] * p.subtiles_per_row) * Positions : 0;
+    c.n[w] = c.valid[w] ? n : 0;
+    c.l0[w] = c.valid[w] ? int64_t(sub - n * p.subtiles_per_row.divisor) * Positions : 0;
   }
   return c;
 }
@@ -247,7 +252,7 @@ __device__ __forceinline__ void produce(const HopperParams& p, const CUtensorMap
   int64_t loaded_key = -1;
   Timeline timeline;
   prefetch_tensor_map(input_map);
-  for (int64_t tile = blockIdx.x; tile < p.total_tiles; tile += gridDim.x) {
+  for (int tile = blockIdx.x; tile < p.total_tiles; tile += gridDim.x) {
     timeline.stamp(TimelineEvent::kTileStart);
     const TileCoordinates c = decode_tile<Traits::kTileN, kPositions>(p, tile);
     if (p.resident_weights && c.key != loaded_key) {
@@ -338,7 +343,7 @@ __device__ __forceinline__ void consume(const HopperParams& p, const SharedLayou
   uint32_t phase = 0, weight_loads = 0, staged_rounds = 0;
   int64_t current_key = -1;
   Timeline timeline;
-  for (int64_t tile = blockIdx.x; tile < p.total_tiles; tile += gridDim.x) {
+  for (int tile = blockIdx.x; tile < p.total_tiles; tile += gridDim.x) {
     __syncwarp();  // the last epilogue's per-lane branches may have diverged the warp; wgmma needs it converged
     timeline.stamp(TimelineEvent::kTileStart);
     const TileCoordinates c = decode_tile<kTileN, kPositions>(p, tile);
@@ -415,22 +420,29 @@ __device__ __forceinline__ void consume(const HopperParams& p, const SharedLayou
               for (int i = 0; i < kAcc; ++i) acc[m][i] += partial[m][i];
           }
         } else {
-          // One tap per wgmma group. Loading the next tap while a group runs would need a second set
-          // of fragment registers, which costs the epilogue spills; the other consumer's group keeps
-          // the tensor cores busy meanwhile.
-          for (int tap = 0; tap < taps; ++tap) {
-            uint32_t a[kSteps][kMTiles][4];
-            load_a<Traits>(a, window, pitch, row_base + tap * dilation, stride);
+          // One tap per wgmma group. The next tap's A fragments load into a second set of registers
+          // while the group runs: the loads' latency (~500 cycles a tap under the other consumer's
+          // traffic, NOTES) hides behind the group instead of adding to it.
+          using Fragments = uint32_t[kSteps][kMTiles][4];
+          auto run_tap = [&](Fragments& fragments, Fragments& next, int tap) {
             wgmma_fence();
 #pragma unroll
             for (int j = 0; j < kSteps; ++j)
 #pragma unroll
-              for (int m = 0; m < kMTiles; ++m) Mma::run(acc[m], a[j][m], b_descriptor(0, tap, j), accumulate | j);
+              for (int m = 0; m < kMTiles; ++m)
+                Mma::run(acc[m], fragments[j][m], b_descriptor(0, tap, j), accumulate | j);
             wgmma_commit();
             timeline.stamp(TimelineEvent::kTapLoaded);
+            if (tap + 1 < taps) load_a<Traits>(next, window, pitch, row_base + (tap + 1) * dilation, stride);
             wgmma_wait<0>();
             timeline.stamp(TimelineEvent::kTapDone);
             accumulate = 1;
+          };
+          Fragments a0, a1;
+          load_a<Traits>(a0, window, pitch, row_base, stride);
+          for (int tap = 0; tap < taps; tap += 2) {
+            run_tap(a0, a1, tap);
+            if (tap + 1 < taps) run_tap(a1, a0, tap + 1);
           }
         }
         __syncwarp();
@@ -459,11 +471,11 @@ __device__ __forceinline__ void consume(const HopperParams& p, const SharedLayou
           bias[i][e] = epilogue.bias_of(sub.channel0 + (o < sub.channels_here ? o : 0));
         }
       const uint32_t use = staged_rounds++;
-      const int slot = static_cast<int>(use % p.staging_slots);
+      const int slot = static_cast<int>(use & (p.staging_slots - 1));
       timeline.stamp(TimelineEvent::kSlotWait);
       // The storers' copies of the round this slot held `staging_slots` rounds ago have read it.
       if (use >= uint32_t(p.staging_slots)) {
-        barrier_wait(shared_address(&bars[sent_barrier(slot)]), (use / p.staging_slots - 1) & 1);
+        barrier_wait(shared_address(&bars[sent_barrier(slot)]), ((use >> p.staging_slot_shift) - 1) & 1);
       }
       timeline.stamp(TimelineEvent::kSlotReady);
       uint8_t* staging = smem.staging(p, slot, Staging::kSlotBytes);
@@ -518,7 +530,7 @@ __device__ __forceinline__ void send_staged(const HopperParams& p, const SharedL
     }
     held_slot = -1;
   };
-  for (int64_t tile = blockIdx.x; tile < p.total_tiles; tile += gridDim.x) {
+  for (int tile = blockIdx.x; tile < p.total_tiles; tile += gridDim.x) {
     timeline.stamp(TimelineEvent::kTileStart);
     const TileCoordinates c = decode_tile<Traits::kTileN, kPositions>(p, tile);
     const SubTileOutput<Traits> sub0(p, c, 0), sub1(p, c, 1);
@@ -528,8 +540,8 @@ __device__ __forceinline__ void send_staged(const HopperParams& p, const SharedL
 #pragma unroll 1
     for (int round = 0; round < Staging::kRounds; ++round) {
       const uint32_t use = sent_rounds++;
-      const int slot = static_cast<int>(use % p.staging_slots);
-      const uint32_t staged = shared_address(&bars[staged_barrier(slot)]), parity = (use / p.staging_slots) & 1;
+      const int slot = static_cast<int>(use & (p.staging_slots - 1));
+      const uint32_t staged = shared_address(&bars[staged_barrier(slot)]), parity = (use >> p.staging_slot_shift) & 1;
       int ready = 0;
       if (lane == 0) ready = barrier_test(staged, parity);
       timeline.stamp(TimelineEvent::kSlotWait);
@@ -553,7 +565,7 @@ __device__ __forceinline__ void send_staged(const HopperParams& p, const SharedL
             int start = part_start<Staging>(piece, joined) + (piece == 0 ? sub0.row_offset(o) : sub1.row_offset(o));
             int length = joined ? kPositions + sub1.valid_positions
                                 : (piece == 0 ? sub0.valid_positions : sub1.valid_positions);
-            if (p.row_tiles > 0) {  // overlapping tiles of one row (one piece): whole lines (hopper_row_tiles.h)
+            if (p.row_tiled) {  // overlapping tiles of one row (one piece): whole lines (hopper_row_tiles.h)
               const StoredRun run =
                   stored_run(c.l0[0], sub0.line_offset(o), length, p.out_length, p.tile_step, 2 * kPositions);
               y += run.from;

@@ -24,7 +24,9 @@ void launch_hopper_instance(const HopperPlan& plan, const at::Tensor& input, con
                         (plan.staging_slots == 1 || plan.staging_slots == 2 || plan.staging_slots == 4));
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   const int64_t O_g = g.out_channels_per_group();
-  const int o_tiles = static_cast<int>((O_g + TileN - 1) / TileN);
+  const HopperTileCounts counts = hopper_tile_counts(g, plan);
+  TORCH_INTERNAL_ASSERT(counts.subtiles < kFastDivisionLimit && counts.total_tiles < kMaxHopperTiles);
+  const int o_tiles = static_cast<int>(counts.o_tiles);
 
   // Weights -> B blocks in the order the consumers read them.
   hopper::RelayoutShape shape{};
@@ -57,14 +59,14 @@ void launch_hopper_instance(const HopperPlan& plan, const at::Tensor& input, con
   params.out_length = g.out_length;
   params.out_channels = g.out_channels;
   params.out_channels_per_group = static_cast<int>(O_g);
-  params.o_tiles = o_tiles;
-  params.subtiles_per_row = (g.out_length + plan.positions_per_consumer() - 1) / plan.positions_per_consumer();
-  params.subtiles = g.batch * params.subtiles_per_row;
-  params.tiles_per_key = (params.subtiles + 1) / 2;
-  params.row_tiles = plan.row_tiling.row_tiles;
+  params.o_tiles = FastDivisor(static_cast<uint32_t>(o_tiles));
+  params.subtiles_per_row = FastDivisor(static_cast<uint32_t>(counts.subtiles_per_row));
+  params.subtiles = static_cast<uint32_t>(counts.subtiles);
+  params.tiles_per_key = FastDivisor(static_cast<uint32_t>(counts.tiles_per_key));
+  params.row_tiles = FastDivisor(static_cast<uint32_t>(std::max<int64_t>(1, plan.row_tiling.row_tiles)));
+  params.row_tiled = plan.row_tiling.row_tiles > 0;
   params.tile_step = static_cast<int>(plan.row_tiling.step);
-  if (plan.row_tiling.row_tiles > 0) params.tiles_per_key = g.batch * plan.row_tiling.row_tiles;
-  params.total_tiles = keys * params.tiles_per_key;
+  params.total_tiles = static_cast<int>(counts.total_tiles);
   params.stride = static_cast<int>(g.stride);
   params.dilation = static_cast<int>(g.dilation);
   params.pad_left = static_cast<int>(g.pad_left);
@@ -76,6 +78,7 @@ void launch_hopper_instance(const HopperPlan& plan, const at::Tensor& input, con
   params.stages = plan.stages;
   params.resident_weights = plan.resident_weights ? 1 : 0;
   params.staging_slots = plan.staging_slots;
+  params.staging_slot_shift = plan.staging_slots == 4 ? 2 : plan.staging_slots == 2 ? 1 : 0;
   params.input_stage_bytes = static_cast<uint32_t>(plan.input_stage_bytes);
   params.weight_stage_bytes = static_cast<uint32_t>(plan.weight_stage_bytes);
   params.resident_bytes =

@@ -13,15 +13,9 @@
 // 16-byte vectors, as the consumers' window shift and the staging placement need (tile starts then sit
 // in their vectors as multiples of 64 positions do).
 
-#include <cstdint>
+#include "ops/conv1d/cuda/hopper/fast_divisor.h"
 
-#ifndef CUSTOM_OPS_HOST_DEVICE
-#if defined(__CUDACC__)
-#define CUSTOM_OPS_HOST_DEVICE __host__ __device__
-#else
-#define CUSTOM_OPS_HOST_DEVICE
-#endif
-#endif
+#include <cstdint>
 
 namespace custom_ops::conv1d::cuda {
 
@@ -43,13 +37,14 @@ inline RowTiling row_tiling(int64_t out_length, int64_t element_size, int64_t ti
   return t;
 }
 
-// Tile `index` of a key's tiles in row mode: its batch row and its first position.
+// Tile `index` of a key's tiles in row mode: its batch row and its first position (indices below 2^31,
+// see kMaxHopperTiles).
 struct RowTile {
   int64_t n, l0;
 };
-CUSTOM_OPS_HOST_DEVICE inline RowTile row_tile(int64_t index, int64_t row_tiles, int64_t step) {
-  const int64_t n = index / row_tiles;
-  return {n, (index - n * row_tiles) * step};
+CUSTOM_OPS_HOST_DEVICE inline RowTile row_tile(uint32_t index, const FastDivisor& row_tiles, int64_t step) {
+  const uint32_t n = row_tiles.div(index);
+  return {n, int64_t(index - n * row_tiles.divisor) * step};
 }
 
 // The positions, counted from the tile's first, that a tile at l0 stores of one row: `ahead` positions
