@@ -374,6 +374,24 @@ bool all_finite(const at::Tensor& t) {
   }
 }
 
+// The geometry of a stride-1 forward convolution that reads grad_output (g.out_channels channels of
+// g.out_length) and writes `out_channels` rows of `out_length`, through `taps` taps `dilation` apart
+// starting `pad_left` positions before grad_output's first (the right padding follows).
+Geometry convolution_of_grad_output(const Geometry& g, int64_t out_channels, int64_t taps, int64_t dilation,
+                                    int64_t pad_left, int64_t out_length) {
+  Geometry t = g;
+  t.in_channels = g.out_channels;
+  t.in_length = g.out_length;
+  t.out_channels = out_channels;
+  t.kernel_size = taps;
+  t.stride = 1;
+  t.dilation = dilation;
+  t.pad_left = pad_left;
+  t.out_length = out_length;
+  t.pad_right = out_length - g.out_length - pad_left + (taps - 1) * dilation;
+  return t;
+}
+
 // Strided shapes with few input channels per group (one-channel front ends, strided depthwise): all
 // phases as one forward convolution whose output channels are (phase, channel) pairs, then interleaved.
 // Phase by phase, each convolution would read all of grad_output for J of the K taps and compute one or
@@ -422,16 +440,7 @@ at::Tensor grad_input_stacked_phases(const at::Tensor& gy, const at::Tensor& wei
               dst[((grp * rows + r * C_g + c) * O_g + o) * J + j] = w[((grp * O_g + o) * C_g + c) * K + k];
         }
   });
-  Geometry t = g;
-  t.in_channels = g.out_channels;
-  t.in_length = g.out_length;
-  t.out_channels = G * rows;
-  t.kernel_size = J;
-  t.stride = 1;
-  t.dilation = 1;
-  t.pad_left = -e_min;
-  t.out_length = Lq;
-  t.pad_right = Lq - g.out_length - t.pad_left + (J - 1);
+  const Geometry t = convolution_of_grad_output(g, G * rows, J, 1, -e_min, Lq);
   const at::Tensor out = conv1d_forward_cpu(gy, stacked, std::nullopt, t);  // (N, G * s * C_g, Lq)
   // grad_input[n][grp * C_g + c][q * s + r] = out[n][grp * s * C_g + r * C_g + c][q], positions below L.
   at::Tensor grad_input = out.view({g.batch, G, s, C_g, Lq})
@@ -500,16 +509,8 @@ at::Tensor grad_input_phases(const at::Tensor& gy, const at::Tensor& weight, con
     std::vector<int64_t> tap_index(taps);
     for (int64_t j = 0; j < taps; ++j) tap_index[j] = k0 + (taps - 1 - j) * s_taps;
     // The phase's convolution: from grad_output's channels to the input's, stride 1.
-    Geometry t = g;
-    t.in_channels = g.out_channels;
-    t.in_length = g.out_length;
-    t.out_channels = g.in_channels;
-    t.kernel_size = taps;
-    t.stride = 1;
-    t.dilation = d_phase;
-    t.pad_left = (taps - 1) * d_phase - e0;
-    t.out_length = length;
-    t.pad_right = length - g.out_length - t.pad_left + (taps - 1) * d_phase;
+    const Geometry t =
+        convolution_of_grad_output(g, g.in_channels, taps, d_phase, (taps - 1) * d_phase - e0, length);
 #ifdef CUSTOM_OPS_X86_DISPATCH
     if (forward_path(gy.scalar_type(), t) == ForwardPath::kBf16Dot) {
       const int64_t C_g = g.in_channels_per_group(), P = (O_g + 1) / 2, c_tiles = (C_g + 15) / 16;
@@ -657,7 +658,7 @@ void grad_weight_gemm(const at::Tensor& gy, const at::Tensor& x, at::Tensor& gra
   const TransposeFn<acc_t, scalar_t> transpose = pick_transpose<acc_t, scalar_t>();
   const int64_t G = g.groups, C_g = g.in_channels_per_group(), O_g = g.out_channels_per_group();
   const int64_t K = g.kernel_size, L = g.in_length, L_out = g.out_length, s = g.stride, d = g.dilation;
-  const int64_t N = g.batch, CgK = C_g * K, weights = g.out_channels * CgK;
+  const int64_t N = g.batch, CgK = C_g * K;
 
   // Phase decomposition as in the forward: tap k reads phase row (k*d) mod s, shifted by (k*d) / s.
   std::vector<int64_t> phases;
