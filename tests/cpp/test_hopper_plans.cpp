@@ -277,4 +277,28 @@ TEST(HopperPlans, TileCountsFitThirtyTwoBitDecoding) {
   EXPECT_FALSE(cuda::plan_hopper(huge, at::kBFloat16, true).has_value());
 }
 
+// TF32 on the headline: streamed weights and a staging slot for each of a tile's 4 rounds, rather than
+// resident weights with 2 slots; 16-bit keeps its resident weights and a slot for each of its 2 rounds;
+// where resident weights do not fit at all (512 channels), TF32 streams with one slot as before.
+TEST(HopperPlans, Tf32TakesASlotPerRoundOverResidentWeights) {
+  Geometry g;
+  g.batch = 32, g.in_channels = 64, g.out_channels = 128, g.kernel_size = 3, g.in_length = 131072;
+  g.stride = 1, g.dilation = 1, g.groups = 1, g.pad_left = 0, g.pad_right = 0, g.out_length = 131070;
+  const auto tf32 = cuda::plan_hopper(g, at::kFloat, true);
+  ASSERT_TRUE(tf32.has_value());
+  EXPECT_FALSE(tf32->resident_weights);
+  EXPECT_EQ(tf32->staging_slots, 4);
+  EXPECT_EQ(tf32->m_tiles, 2);
+  EXPECT_GE(tf32->stages, 2);
+  const auto bf16 = cuda::plan_hopper(g, at::kBFloat16, true);
+  ASSERT_TRUE(bf16.has_value());
+  EXPECT_TRUE(bf16->resident_weights);
+  EXPECT_EQ(bf16->staging_slots, 2);
+  g.in_channels = 512, g.out_channels = 512;
+  const auto wide = cuda::plan_hopper(g, at::kFloat, true);
+  ASSERT_TRUE(wide.has_value());
+  EXPECT_FALSE(wide->resident_weights);
+  EXPECT_EQ(wide->staging_slots, 1);
+}
+
 }  // namespace

@@ -112,16 +112,28 @@ std::optional<HopperPlan> plan_hopper(const Geometry& g, c10::ScalarType dtype, 
   // Preferred: resident weights (loaded once per (group, channel tile)), the longer sub-tile (longer
   // rows to copy), and as many staging slots as fit, up to one per round of a tile (then a tile's
   // stores overlap the next tile's main loop).
+  // Streamed weights: each stage brings its taps' weights with the input window.
+  auto streamed_taps = [&](int m_tiles) {
+    return std::min<int64_t>(taps_in_window(m_tiles), std::max<int64_t>(1, kStreamedWeightStageBytes / tap_bytes));
+  };
+  const int widest = sub_tiles.front();
+  if (lay_out(widest, taps_in_window(widest), rounds(widest), true)) return finished();
+  // TF32, where resident weights fit with fewer slots than rounds: streamed weights and a staging slot
+  // for every round instead. Its rows are twice as long as 16-bit's, so a tile has 4 rounds of 32
+  // channels where 128 channels are resident (98 KB of weights at 64 input channels), and with 2 slots
+  // its consumers waited 19% of the time for the storers (NOTES, sixth session); its stages also take
+  // twice as long, which hides the weights' loads from L2 and a shallower ring.
+  if (plan.precision == HopperPrecision::kTF32 && lay_out(widest, taps_in_window(widest), 1, true) &&
+      lay_out(widest, streamed_taps(widest), rounds(widest), false)) {
+    return finished();
+  }
   for (int m_tiles : sub_tiles) {
     for (int slots = rounds(m_tiles); slots >= 1; slots /= 2) {
       if (lay_out(m_tiles, taps_in_window(m_tiles), slots, true)) return finished();
     }
   }
-  // Streamed: each stage brings its taps' weights with the input window.
   for (int m_tiles : sub_tiles) {
-    const int64_t taps =
-        std::min<int64_t>(taps_in_window(m_tiles), std::max<int64_t>(1, kStreamedWeightStageBytes / tap_bytes));
-    if (lay_out(m_tiles, taps, 1, false)) return finished();
+    if (lay_out(m_tiles, streamed_taps(m_tiles), 1, false)) return finished();
   }
   return std::nullopt;
 }
