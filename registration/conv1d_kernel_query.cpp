@@ -51,12 +51,7 @@ std::vector<std::string> conv1d_cuda_backward_kernels(const at::Tensor& input, c
   const Geometry g = make_geometry(input, weight, std::nullopt, stride, padding, dilation, groups);
   const bool allow_tf32 = at::globalContext().allowTF32CuDNN(at::Float32Op::CONV);
   const c10::ScalarType dtype = input.scalar_type();
-  const bool hopper = device_runs_hopper(input, arch);
-  const cuda::GradWeightChoice weight_choice =
-      cuda::select_grad_weight(g, dtype, allow_tf32, hopper && cuda::hopper_kernels_enabled());
-  return {cuda::grad_input_name(cuda::select_grad_input(g, dtype), g, dtype, allow_tf32, hopper,
-                                cuda::grad_output_repacked(g, dtype, weight_choice)),
-          cuda::grad_weight_name(weight_choice, dtype, allow_tf32), cuda::grad_bias_name(weight_choice)};
+  return cuda::backward_kernel_names(g, dtype, allow_tf32, device_runs_hopper(input, arch));
 }
 
 }  // namespace

@@ -218,3 +218,133 @@ def test_no_input_or_output_channels(tf32_setting):
             results.append([y] + list(torch.autograd.grad(y, leaves, gy.to(device))))
         for what, cpu, cuda in zip(("output", "grad_input", "grad_weight", "grad_bias"), *results):
             assert cpu.shape == cuda.shape and torch.allclose(cpu, cuda.cpu(), rtol=1e-6, atol=1e-6), (c, o, what)
+
+
+# One input channel per group and >= 32 output channels per group: in a tensor-core precision on a device
+# that runs the Hopper family, the backward of the input unfolded by taps (cuda::backward_unfolds:
+# "unfolded(...)" names the pointwise convolution's kernels); in strict float32, float64, on sm_80 or with
+# the family switched off, the one-channel kernels as before.
+UNFOLDED_CASES = [  # (name, (N, C, O, K, L), conv arguments)
+    ("front end, stride 5", (2, 1, 64, 10, 5003), dict(stride=5)),
+    ("front end, padded and dilated", (3, 1, 48, 5, 2001), dict(stride=2, padding=4, dilation=3)),
+    ("channel multiplier, 32 outputs a channel", (2, 4, 128, 3, 1000), dict(padding=1, groups=4)),
+    ("taps past both ends of short rows", (2, 1, 40, 9, 37), dict(stride=3, padding=7)),
+]
+
+
+def unfolded_reference(shape, conv, gen):
+    n, c, o, k, length = shape
+    args = conv_args(conv)
+    x64 = torch.randn(n, c, length, generator=gen, dtype=torch.float64)
+    w64 = torch.randn(o, c // args[3], k, generator=gen, dtype=torch.float64)
+    b64 = torch.randn(o, generator=gen, dtype=torch.float64)
+    gy64 = torch.randn(F.conv1d(x64, w64, b64, *args).shape, generator=gen, dtype=torch.float64)
+    leaves64 = [t.clone().requires_grad_() for t in (x64, w64, b64)]
+    refs = torch.autograd.grad(F.conv1d(*leaves64, *args), leaves64, gy64)
+    return (x64, w64, b64), gy64, refs
+
+
+@pytest.mark.parametrize("dtype, allow_tf32, suffix, tolerance", PRECISIONS,
+                         ids=["fp32-tf32", "fp32-strict", "fp16", "bf16", "fp64"])
+@pytest.mark.parametrize("name, shape, conv", UNFOLDED_CASES, ids=[c[0] for c in UNFOLDED_CASES])
+def test_one_input_channel_unfolds_by_taps(name, shape, conv, dtype, allow_tf32, suffix, tolerance, tf32_setting):
+    tf32_setting(allow_tf32)
+    n, c, o, k, length = shape
+    args = conv_args(conv)
+    x = torch.empty(n, c, length, dtype=dtype, device="meta")
+    w = torch.empty(o, c // args[3], k, dtype=dtype, device="meta")
+    for arch in (80, 90):
+        grad_input, grad_weight, grad_bias = torch.ops.custom.conv1d_cuda_backward_kernels(x, w, *args, arch=arch)
+        if arch == 90 and suffix is not None:
+            assert grad_input.startswith("unfolded(transposed(hopper" + suffix) and grad_input.endswith("))")
+            assert grad_weight.startswith("unfolded(grad_weight_") and grad_weight.endswith(suffix + ")")
+            fused = grad_weight.startswith("unfolded(grad_weight_hopper")
+            assert grad_bias == ("fused_with_grad_weight" if fused else "sum")
+        else:
+            assert not grad_input.startswith("unfolded") and grad_weight == "grad_weight_one_channel"
+    if not HAS_CUDA:
+        return
+    leaves64, gy64, refs = unfolded_reference(shape, conv, torch.Generator().manual_seed(len(name)))
+    leaves = [t.to("cuda", dtype).requires_grad_() for t in leaves64]
+    reported = torch.ops.custom.conv1d_cuda_backward_kernels(leaves[0], leaves[1], *args)
+    assert reported == torch.ops.custom.conv1d_cuda_backward_kernels(x, w, *args, arch=90 if gpu_runs_hopper() else 80)
+    # Every subset of the gradients (the unfolded input is made only for grad_weight; [1, 2] is a front
+    # end's usual one: a waveform needs no gradient).
+    for wanted in ([0, 1, 2], [0], [1], [2], [0, 2], [1, 2]):
+        y = torch.ops.custom.conv1d(*leaves, *args)
+        grads = torch.autograd.grad(y, [leaves[i] for i in wanted], gy64.to("cuda", dtype))
+        for i, got in zip(wanted, grads):
+            err = relative_max_error(got, refs[i])
+            assert err <= tolerance, f"{name} {('grad_input', 'grad_weight', 'grad_bias')[i]} of {wanted} " \
+                                     f"({reported}): relative error {err:.3e}"
+
+
+def test_unfolding_limits(tf32_setting):
+    """Where the input is unfolded: >= 32 output channels a group, 2 <= K <= min(64, O_g), the Hopper family
+    switched on."""
+    tf32_setting(True)
+    previous = torch.ops.custom.conv1d_cuda_use_hopper(True)
+    try:
+        check_unfolding_limits()
+    finally:
+        torch.ops.custom.conv1d_cuda_use_hopper(previous)
+
+
+def check_unfolding_limits():
+    query = torch.ops.custom.conv1d_cuda_backward_kernels
+
+    def unfolds(c, o, k, length=3000, groups=1):
+        x = torch.empty(2, c, length, device="meta")
+        w = torch.empty(o, c // groups, k, device="meta")
+        names = query(x, w, [1], [0], [1], groups, arch=90)
+        assert names[0].startswith("unfolded(") == names[1].startswith("unfolded(")
+        return names[1].startswith("unfolded(")
+
+    assert unfolds(1, 32, 32)  # K = O_g
+    assert not unfolds(1, 32, 33)  # the unfolded input would outgrow grad_output
+    assert unfolds(1, 128, 64) and not unfolds(1, 128, 65)  # the fold's tap table
+    assert not unfolds(1, 128, 1)  # one tap: the pointwise problem would be the same one
+    assert not unfolds(1, 31, 3)  # too few output channels
+    assert unfolds(4, 128, 3, groups=4) and not unfolds(4, 124, 3, groups=4)
+    assert not unfolds(2, 64, 3)  # two input channels: the table's kernels as they are
+    torch.ops.custom.conv1d_cuda_use_hopper(False)
+    assert not unfolds(1, 64, 10)
+
+
+@pytest.mark.skipif(not HAS_CUDA, reason="needs a GPU")
+def test_one_input_channel_same_padding_unbatched_strided_gradient(tf32_setting):
+    """The unfolded backward with "same" padding (K 10: 4 left, 5 right), an unbatched input and a grad_output
+    that is a transposed view, against aten's float64 gradients."""
+    tf32_setting(True)
+    gen = torch.Generator().manual_seed(11)
+    for dtype, tolerance in ((torch.float32, 5e-3), (torch.bfloat16, 4 * TOLERANCE[torch.bfloat16])):
+        for unbatched in (False, True):
+            x64 = torch.randn(*(() if unbatched else (2,)), 1, 3001, generator=gen, dtype=torch.float64)
+            w64 = torch.randn(64, 1, 10, generator=gen, dtype=torch.float64)
+            gy64 = torch.randn(*(() if unbatched else (2,)), 3001, 64, generator=gen, dtype=torch.float64)
+            gy64 = gy64.transpose(-1, -2)  # (.., 64, 3001), not contiguous
+            leaves64 = [t.clone().requires_grad_() for t in (x64, w64)]
+            refs = torch.autograd.grad(F.conv1d(*leaves64, None, 1, "same"), leaves64, gy64)
+            leaves = [t.to("cuda", dtype).requires_grad_() for t in (x64, w64)]
+            gy = gy64.to("cuda", dtype)
+            assert not gy.is_contiguous()
+            grads = torch.autograd.grad(torch.ops.custom.conv1d(leaves[0], leaves[1], None, [1], "same"), leaves, gy)
+            for what, got, ref in zip(("grad_input", "grad_weight"), grads, refs):
+                err = relative_max_error(got, ref)
+                assert err <= tolerance, f"{dtype} unbatched={unbatched} {what}: relative error {err:.3e}"
+
+
+@pytest.mark.skipif(not HAS_CUDA, reason="needs a GPU")
+def test_one_input_channel_with_hopper_off(tf32_setting, hopper_off):
+    """Switched off, the Hopper family's device runs the one-channel kernels for the unfolded shapes."""
+    tf32_setting(True)
+    name, shape, conv = UNFOLDED_CASES[0]
+    args = conv_args(conv)
+    leaves64, gy64, refs = unfolded_reference(shape, conv, torch.Generator().manual_seed(3))
+    leaves = [t.to("cuda", torch.bfloat16).requires_grad_() for t in leaves64]
+    kernels = torch.ops.custom.conv1d_cuda_backward_kernels(leaves[0], leaves[1], *args)
+    assert kernels[:2] == ["grad_input_one_channel", "grad_weight_one_channel"]
+    grads = torch.autograd.grad(torch.ops.custom.conv1d(*leaves, *args), leaves, gy64.to("cuda", torch.bfloat16))
+    for what, got, ref in zip(("grad_input", "grad_weight", "grad_bias"), grads, refs):
+        err = relative_max_error(got, ref)
+        assert err <= 4 * TOLERANCE[torch.bfloat16], f"{name} {what} ({kernels}): relative error {err:.3e}"

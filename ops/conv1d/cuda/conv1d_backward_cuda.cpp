@@ -8,6 +8,8 @@
 //   grad_weight: a split reduction with a fixed summation order: on sm_90a the Hopper kernel
 //     (hopper/grad_weight_hopper_kernel.cuh), else conv1d_cuda_backward.cu's.
 //   grad_bias: a sum of grad_output over batch and positions.
+//   One input channel per group with many output channels (cuda::backward_unfolds): all three as the
+//   gradients of the pointwise convolution of the input unfolded by taps, by this same function.
 // No host synchronisation; everything runs on the current stream of the inputs' device.
 
 #include "ops/conv1d/conv1d_kernels.h"
@@ -16,6 +18,7 @@
 #include "ops/conv1d/cuda/conv1d_cuda_launch.h"
 #include "ops/conv1d/cuda/conv1d_interleave.h"
 #include "ops/conv1d/cuda/conv1d_repack.h"
+#include "ops/conv1d/cuda/conv1d_unfold.h"
 #include "ops/conv1d/cuda/hopper/conv1d_hopper.h"
 #include "ops/conv1d/cuda/hopper/grad_weight_hopper.h"
 
@@ -75,6 +78,20 @@ at::Tensor tma_readable(const at::Tensor& t) {
   return cuda::kernel_target(t, true).input_tma_ok ? t : cuda::repack_rows_for_tma(t);
 }
 
+// The backward through the input unfolded by taps (cuda::backward_unfolds): the gradients of
+// conv1d(columns, weight viewed as (O, K, 1), groups), with columns = unfold_taps(input), then
+// grad_input = fold_taps(grad_columns). The unfolded input only where grad_weight needs it: grad_columns
+// needs grad_output and the weights alone (an empty tensor of the input's dtype and device stands in).
+Gradients backward_unfolded(const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& weight,
+                            const Geometry& g, GradientMask mask) {
+  const Geometry p = cuda::unfolded_geometry(g);
+  const at::Tensor columns = mask[1] ? cuda::unfold_taps(input.contiguous(), g) : at::empty({0}, input.options());
+  const at::Tensor pointwise_weight = weight.contiguous().view({g.out_channels, g.kernel_size, 1});
+  auto [grad_columns, grad_weight, grad_bias] = conv1d_backward_cuda(grad_output, columns, pointwise_weight, p, mask);
+  return {mask[0] ? cuda::fold_taps(grad_columns.contiguous(), g) : at::Tensor(),
+          mask[1] ? grad_weight.view(weight.sizes()) : at::Tensor(), grad_bias};
+}
+
 }  // namespace
 
 Gradients conv1d_backward_cuda(const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& weight,
@@ -83,6 +100,10 @@ Gradients conv1d_backward_cuda(const at::Tensor& grad_output, const at::Tensor& 
   // The TF32 policy of aten's convolution (forward and backward alike).
   const bool allow_tf32 = at::globalContext().allowTF32CuDNN(at::Float32Op::CONV);
   const bool hopper = cuda::hopper_runs_on(input.device().index()) && cuda::hopper_kernels_enabled();
+  if (cuda::backward_unfolds(g, input.scalar_type(), allow_tf32, hopper)) {
+    // The pointwise geometry has K >= 2 channels a group: the call below does not come back here.
+    return backward_unfolded(grad_output, input, weight, g, mask);
+  }
   const cuda::GradWeightChoice weight_choice =
       mask[1] ? cuda::select_grad_weight(g, input.scalar_type(), allow_tf32, hopper) : cuda::GradWeightChoice::kZero;
   at::Tensor gy = grad_output.contiguous();

@@ -109,6 +109,9 @@ GradInputPhase grad_input_phase(const Geometry& g, int64_t rho) {
 
 // ---------------------------------------------------------------------------------------------------
 // Backward dispatch table: which kernel computes each gradient.
+//   both, first: one input channel per group, >= 32 output channels per group, 2 <= K <= min(64, O_g),
+//       16-bit or TF32, on a device that runs the Hopper family                -> unfolded(...): the
+//       rows below for the pointwise convolution of the input unfolded by taps (backward_unfolds)
 //   grad_input (the transposed convolution):
 //       no elements                                                             -> none
 //       one input channel per group, >= 2 output channels, stride <= 32, window
@@ -130,6 +133,31 @@ GradInputPhase grad_input_phase(const Geometry& g, int64_t rho) {
 //       with the Hopper grad_weight (both asked for): in its pass over grad_output -> fused_with_grad_weight
 //       otherwise (or grad_bias alone)                                          -> sum
 // ---------------------------------------------------------------------------------------------------
+bool backward_unfolds(const Geometry& g, c10::ScalarType dtype, bool allow_tf32, bool hopper) {
+  const bool tensor_cores = dtype == at::kHalf || dtype == at::kBFloat16 || (dtype == at::kFloat && allow_tf32);
+  return hopper && tensor_cores && g.in_channels_per_group() == 1 &&
+         g.out_channels_per_group() >= kUnfoldedMinOutChannels && g.kernel_size >= 2 &&
+         g.kernel_size <= std::min(kUnfoldedMaxTaps, g.out_channels_per_group()) && g.batch > 0 &&
+         g.out_length > 0 && g.in_length + g.pad_left + g.pad_right < (int64_t{1} << 30) &&
+         (g.kernel_size - 1) * g.dilation < (int64_t{1} << 30);
+}
+
+Geometry unfolded_geometry(const Geometry& g) {
+  Geometry p;
+  p.batched = true;
+  p.batch = g.batch;
+  p.in_channels = g.in_channels * g.kernel_size;
+  p.in_length = g.out_length;
+  p.out_channels = g.out_channels;
+  p.kernel_size = 1;
+  p.stride = 1;
+  p.pad_left = p.pad_right = 0;
+  p.dilation = 1;
+  p.groups = g.groups;
+  p.out_length = g.out_length;
+  return p;
+}
+
 GradInputChoice select_grad_input(const Geometry& g, c10::ScalarType dtype) {
   if (g.batch * g.in_channels * g.in_length == 0) return GradInputChoice::kNone;
   if (grad_input_one_channel_layout(g, dtype)) return GradInputChoice::kOneChannel;
@@ -187,6 +215,21 @@ std::string grad_input_name(GradInputChoice choice, const Geometry& g, c10::Scal
 
 std::string grad_bias_name(GradWeightChoice weight_choice) {
   return weight_choice == GradWeightChoice::kHopper ? "fused_with_grad_weight" : "sum";
+}
+
+std::vector<std::string> backward_kernel_names(const Geometry& g, c10::ScalarType dtype, bool allow_tf32,
+                                               bool hopper) {
+  const bool hopper_on = hopper && hopper_kernels_enabled();
+  if (backward_unfolds(g, dtype, allow_tf32, hopper_on)) {
+    std::vector<std::string> names = backward_kernel_names(unfolded_geometry(g), dtype, allow_tf32, hopper);
+    names[0] = "unfolded(" + names[0] + ")";
+    names[1] = "unfolded(" + names[1] + ")";
+    return names;
+  }
+  const GradWeightChoice weight_choice = select_grad_weight(g, dtype, allow_tf32, hopper_on);
+  return {grad_input_name(select_grad_input(g, dtype), g, dtype, allow_tf32, hopper,
+                          grad_output_repacked(g, dtype, weight_choice)),
+          grad_weight_name(weight_choice, dtype, allow_tf32), grad_bias_name(weight_choice)};
 }
 
 std::string grad_weight_name(GradWeightChoice choice, c10::ScalarType dtype, bool allow_tf32) {

@@ -65,6 +65,23 @@ struct GradInputPhase {
 };
 GradInputPhase grad_input_phase(const Geometry& g, int64_t rho);
 
+// One input channel per group and many output channels per group (single-channel front ends, channel
+// multipliers) in a tensor-core precision (16-bit, or float32 with TF32 allowed) on a device that runs
+// the Hopper family: the backward runs as that of the pointwise convolution of the input unfolded by
+// taps (conv1d_unfold.h: columns[n, c * K + k, j] = x[n, c, j * s + k * d - pad_left]) by the weights
+// viewed as (O, K, 1), whose gradients the table's kernels compute for `unfolded_geometry` (K channels
+// a group: it does not unfold again); grad_input is then the fold of that convolution's grad_input.
+// grad_output, the largest tensor here, is read by those kernels near the memory floor instead of by
+// the one-channel kernels, which are latency-bound (bench/NOTES.md: 0.49x cuDNN on the strided front
+// end in float32). Where the unfolded input would outgrow grad_output (K > O_g) or a tap table (K >
+// kUnfoldedMaxTaps), the one-channel kernels stay. In 16-bit, grad_input is rounded twice (the pointwise
+// convolution's output, then the fold's sum of about K / s of its elements), well within the dtype's
+// tolerance; float32 follows aten's TF32 flag like every tensor-core kernel of the table.
+constexpr int64_t kUnfoldedMinOutChannels = 32, kUnfoldedMaxTaps = 64;
+bool backward_unfolds(const Geometry& g, c10::ScalarType dtype, bool allow_tf32, bool hopper);
+// The pointwise convolution columns (N, C * K, L_out) -> grad_output's shape, `groups` groups.
+Geometry unfolded_geometry(const Geometry& g);
+
 GradInputChoice select_grad_input(const Geometry& g, c10::ScalarType dtype);
 // `hopper`: the device runs the Hopper family and it is switched on (see KernelTarget).
 GradWeightChoice select_grad_weight(const Geometry& g, c10::ScalarType dtype, bool allow_tf32, bool hopper);
@@ -87,5 +104,13 @@ std::string grad_weight_name(GradWeightChoice choice, c10::ScalarType dtype, boo
 // What computes grad_bias (when grad_weight is asked for too): the Hopper grad_weight's pass over
 // grad_output, or a sum.
 std::string grad_bias_name(GradWeightChoice weight_choice);
+
+// [grad_input, grad_weight, grad_bias] names of the kernels the backward runs (`hopper`: the device
+// runs the Hopper family, switched on or not), as custom::conv1d_cuda_backward_kernels reports them;
+// those of the unfolded backward as "unfolded(<the pointwise convolution's kernel>)" for the two
+// gradients that pass through the unfolding, e.g. "unfolded(transposed(hopper_tf32))",
+// "unfolded(grad_weight_hopper_tf32)".
+std::vector<std::string> backward_kernel_names(const Geometry& g, c10::ScalarType dtype, bool allow_tf32,
+                                               bool hopper);
 
 }  // namespace custom_ops::conv1d::cuda
