@@ -36,6 +36,8 @@ ANCHORS = [  # every shape of ../shared/ANCHORS.md
 ]
 USERS = [  # shapes users hit that the anchors miss
     ("headline + bias", (32, 64, 128, 3, 131072), dict(bias=True)),
+    # nn.Conv1d(64, 128, 3, padding=1): L_out = L, rows 16-byte aligned (the headline's are not)
+    ("headline, same padding", (32, 64, 128, 3, 131072), dict(padding=1)),
     ("batch-1 inference", (1, 256, 256, 3, 16384), dict(padding=1, bias=True)),
     ("pointwise K=1", (16, 256, 256, 1, 8192), dict(bias=True)),
     ("long kernel K=31", (8, 128, 128, 31, 16384), dict(padding=15)),
@@ -43,7 +45,7 @@ USERS = [  # shapes users hit that the anchors miss
     ("many short sequences", (4096, 64, 64, 3, 64), dict(padding=1, bias=True)),
 ]
 SHAPES = {
-    "headline": [HEADLINE, USERS[0]],
+    "headline": [HEADLINE, USERS[0], USERS[1]],
     "quick": [HEADLINE, ANCHORS[0], ANCHORS[2], ANCHORS[5]],
     "full": [HEADLINE] + ANCHORS + USERS,
 }
