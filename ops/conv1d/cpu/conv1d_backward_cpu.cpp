@@ -304,16 +304,6 @@ CUSTOM_OPS_TARGET_AVX512 void swap_pack_pairs_bf16(uint32_t* packed, const uint1
 }
 #endif
 
-// grad_input[n, c, i] = sum over the group's o and taps k of W[o, c, k] * gy[n, o, l], i = l*s + k*d - pl:
-// the transposed convolution, computed as forward convolutions of grad_output by the forward's own
-// kernels (register-blocked, vectorised, bfloat16 dot products), one per phase r = i mod s of the input.
-// Input position i = r + q*s receives tap k from output position l = q + e_k, e_k = (r + pl - k*d) / s,
-// for the taps whose (r + pl - k*d) is a multiple of s. Those taps are k0, k0 + s', k0 + 2s', ... with
-// s' = s / gcd(s, d), and e_k falls by d' = d / gcd(s, d) from one to the next: a stride-1 convolution
-// of grad_output with dilation d', the phase's taps in reverse order and the channel roles of the weight
-// swapped (C_g outputs from O_g inputs per group), reading gy[q + j*d' - pad'] with pad' = (J-1)*d' - e_k0
-// (negative where the forward's padding exceeded its kernel's span: the forward kernels read zeros there).
-// With stride 1 that is the whole grad_input; otherwise each phase is written to its strided positions.
 // grad_input[n, c, i] = sum over the group's o and taps k of W[o, c, k] * gy[n, o, l], i = l*s + k*d - pl,
 // term by term over the pairs (i, l) that exist: the exact pattern of aten's non-finite values where
 // the weight has an Inf or NaN (the convolutions below would multiply it by grad_output's zero padding).
@@ -483,6 +473,16 @@ at::Tensor grad_input_cpu(const at::Tensor& gy, const at::Tensor& weight, const 
   return grad_input;
 }
 
+// grad_input[n, c, i] = sum over the group's o and taps k of W[o, c, k] * gy[n, o, l], i = l*s + k*d - pl:
+// the transposed convolution, computed as forward convolutions of grad_output by the forward's own
+// kernels (register-blocked, vectorised, bfloat16 dot products), one per phase r = i mod s of the input.
+// Input position i = r + q*s receives tap k from output position l = q + e_k, e_k = (r + pl - k*d) / s,
+// for the taps whose (r + pl - k*d) is a multiple of s. Those taps are k0, k0 + s', k0 + 2s', ... with
+// s' = s / gcd(s, d), and e_k falls by d' = d / gcd(s, d) from one to the next: a stride-1 convolution
+// of grad_output with dilation d', the phase's taps in reverse order and the channel roles of the weight
+// swapped (C_g outputs from O_g inputs per group), reading gy[q + j*d' - pad'] with pad' = (J-1)*d' - e_k0
+// (negative where the forward's padding exceeded its kernel's span: the forward kernels read zeros there).
+// With stride 1 that is the whole grad_input; otherwise each phase is written to its strided positions.
 at::Tensor grad_input_phases(const at::Tensor& gy, const at::Tensor& weight, const Geometry& g) {
   const int64_t s = g.stride, d = g.dilation, K = g.kernel_size, L = g.in_length;
   const int64_t O_g = g.out_channels_per_group();
