@@ -6,7 +6,8 @@
 # machine, one after the other. Logs and tables under $OUT.
 #
 #   run: TORCH_CUDA_ARCH_LIST=9.0a scripts/gpu-ab.sh bench/patches/NAME.patch [NAME2.patch ...] [forward|backward|both]
-#   env: AB_TESTS    pytest paths for the Bs (default: the Hopper forward and backward tests, the backward table)
+#   env: AB_TESTS    pytest paths for the Bs (default: the Hopper forward and backward tests, the backward table;
+#                    those a B's tree lacks are left out, and the Python tests its patch adds or changes join)
 #        AB_TEST_EACH 1: run them for every B; by default only for the last (cumulative patches: the last holds
 #                    the others' code; every B still runs the smoke test), which keeps a call of three
 #                    patches inside the device's 10 minutes
@@ -71,9 +72,14 @@ for i in "${!copies[@]}"; do
     echo "[ab] $b: smoke test passed"
     continue
   fi
+  # The given tests that exist in this copy, and the Python tests the patch itself adds or changes.
+  tests=()
+  for path in ${AB_TESTS:-tests/python/test_hopper.py tests/python/test_hopper_backward.py tests/python/test_backward_dispatch.py} \
+      $(git apply --numstat "${patches[$i]}" 2>/dev/null | awk '$3 ~ /^tests\/python\/test_.*\.py$/ {print $3}'); do
+    [ -e "${copies[$i]}/$path" ] && [[ " ${tests[*]} " != *" $path "* ]] && tests+=("$path")
+  done
   (cd "${copies[$i]}" && source scripts/env.sh &&
-    timeout 240 "$PYTHON" -m pytest -q -p no:cacheprovider -x --tb=short \
-      ${AB_TESTS:-tests/python/test_hopper.py tests/python/test_hopper_backward.py tests/python/test_backward_dispatch.py} \
+    timeout 240 "$PYTHON" -m pytest -q -p no:cacheprovider -x --tb=short "${tests[@]}" \
       > "$OUT/tests-$b.log" 2>&1) || { tail -6 "$OUT/tests-$b.log"; echo "[ab] $b's tests failed: stop"; exit 1; }
   echo "[ab] $b: smoke and tests passed ($(tail -1 "$OUT/tests-$b.log"))"
 done
