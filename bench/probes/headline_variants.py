@@ -16,8 +16,8 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "python"))
-import custom_ops  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench_conv1d import custom_ops, time_calls  # noqa: E402
 
 VARIANTS = {  # name: (bias, padding)
     "plain": (False, 0),
@@ -27,19 +27,8 @@ VARIANTS = {  # name: (bias, padding)
 }
 
 
-def median_ms(fn, repeats, warmup=3):
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(repeats):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
-    return statistics.median(times)
+def median_ms(fn, repeats):
+    return statistics.median(time_calls(fn, repeats))
 
 
 def clocks():
