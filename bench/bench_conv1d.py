@@ -43,6 +43,10 @@ USERS = [  # shapes users hit that the anchors miss
     ("long kernel K=31", (8, 128, 128, 31, 16384), dict(padding=15)),
     ("stride-2 downsampling", (16, 128, 256, 4, 32768), dict(stride=2, padding=1)),
     ("many short sequences", (4096, 64, 64, 3, 64), dict(padding=1, bias=True)),
+    # the input of a layer after an unpadded one (L_out = L - 2 there): rows TMA cannot read in place, so
+    # the Hopper family runs on a row-aligned copy (hopper_<p>_repacked), and the backward copies both
+    # grad_output and the input for grad_weight
+    ("headline, odd length", (32, 64, 128, 3, 131071), dict()),
 ]
 SHAPES = {
     "headline": [HEADLINE, USERS[0], USERS[1]],
