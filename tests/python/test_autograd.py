@@ -179,6 +179,33 @@ def test_cuda_backward_is_bitwise_reproducible(dtype):
         torch.use_deterministic_algorithms(False)
 
 
+# The CPU grad_weight splits its reduction by the shape alone (float32 sums, then float64 across chunks
+# and splits in a fixed order): the same bits for every thread count. Shapes with several splits, strides
+# and an odd last chunk; float32 and bfloat16 (the pair path on AVX-512-BF16 CPUs).
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_cpu_backward_same_bits_for_every_thread_count(dtype):
+    shapes = [((1, 80, 256, 5, 3000), 1, 2), ((1, 64, 64, 7, 8191), 1, 3), ((2, 40, 200, 4, 777), 3, 2),
+              ((1, 96, 160, 3, 2501), 2, 0)]
+    threads = torch.get_num_threads()
+    try:
+        for i, ((n, c, o, k, length), stride, padding) in enumerate(shapes):
+            gen = torch.Generator().manual_seed(20 + i)
+            x = torch.randn(n, c, length, generator=gen).to(dtype)
+            w = torch.randn(o, c, k, generator=gen).to(dtype)
+            out_length = (length + 2 * padding - k) // stride + 1
+            gy = torch.randn(n, o, out_length, generator=gen).to(dtype)
+            runs = []
+            for count in (1, 2, 3):
+                torch.set_num_threads(count)
+                runs.append(torch.ops.custom.conv1d_backward(gy, x, w, [stride], [padding, padding], [1], 1,
+                                                             [True, True, True]))
+            for other in runs[1:]:
+                for a, b in zip(runs[0], other):
+                    assert torch.equal(a, b), (i, dtype)
+    finally:
+        torch.set_num_threads(threads)
+
+
 @pytest.mark.parametrize("device", DEVICES)
 def test_scripted_module_trains_like_nn_conv1d(device):
     torch.manual_seed(7)

@@ -621,7 +621,14 @@ CUSTOM_OPS_TARGET_AVX512BF16 void grad_weight_chunk_bf16(const PairChunk& b, con
                                                          22, 24, 26, 28, 30, 1,  3,  5,  7,  9,  11,
                                                          13, 15, 17, 19, 21, 23, 25, 27, 29, 31};
   const __m512i even_odd = _mm512_load_si512(kEvenOdd);
+  // The input's rows of a chunk are a few hundred bytes each, L apart: the next channel's are fetched while
+  // this one's are gathered (in sequence, each row's loads would wait for memory in turn).
+  const int64_t fetch_first = std::max<int64_t>(base, 0), fetch_last = std::min<int64_t>(base + stride * elements, L);
   for (int64_t c = 0; c < nc; ++c) {
+    if (c + 1 < nc) {
+      const char* next = reinterpret_cast<const char*>(x_block + (c + 1) * L + fetch_first);
+      for (int64_t at = 0; at < (fetch_last - fetch_first) * 2; at += 64) _mm_prefetch(next + at, _MM_HINT_T0);
+    }
     c10::BFloat16* rows = reinterpret_cast<c10::BFloat16*>(b.gathered) + c * rows_per_channel * row_length;
     if (split_pairs) {
       const c10::BFloat16* x_row = x_block + c * L + base;
@@ -700,32 +707,18 @@ void grad_weight_gemm(const at::Tensor& gy, const at::Tensor& x, at::Tensor& gra
   std::unique_ptr<double[]> partial(splits > 1 ? new double[base_items * splits * item_totals] : nullptr);
   scalar_t* const gw = grad_weight.mutable_data_ptr<scalar_t>();
   const TransposeFn<scalar_t, acc_t> transpose_out = pick_transpose<scalar_t, acc_t>();
-  // The gradient of base item `item` (group, output block, channel block) from `count` splits' totals
-  // (float32 sums of the scratch, or float64 totals).
-  auto write_item = [&](int64_t item, const auto* totals, int64_t count) {
+  // The gradient of base item `item` (group, output block, channel block) from its sums, [c][k][o] with
+  // rows ldo apart (float32 sums of the scratch, or float64 totals).
+  auto write_item = [&](int64_t item, const auto* totals) {
     const int64_t cb = item % channel_blocks, ob = (item / channel_blocks) % out_blocks;
     const int64_t grp = item / (channel_blocks * out_blocks);
     const int64_t o0 = grp * O_g + ob * kGwOutBlock, no = std::min(kGwOutBlock, O_g - ob * kGwOutBlock);
     const int64_t c0 = cb * channel_block, nc = std::min(channel_block, C_g - c0);
     scalar_t* out = gw + o0 * CgK + c0 * K;
-    if (count == 1) {
-      if constexpr (std::is_same_v<std::decay_t<decltype(*totals)>, acc_t>)
-        transpose_out(out, CgK, totals, ldo, nc * K, no);
-      else
-        transpose_portable<scalar_t, double>(out, CgK, totals, ldo, nc * K, no);
-    } else {
-      // Eight output channels at a time: one line of each split's totals, written to eight rows.
-      for (int64_t ot = 0; ot < no; ot += 8) {
-        const int64_t n8 = std::min<int64_t>(8, no - ot);
-        for (int64_t r = 0; r < nc * K; ++r) {
-          double sum[8];
-          for (int j = 0; j < 8; ++j) sum[j] = totals[r * ldo + ot + j];
-          for (int64_t sp = 1; sp < count; ++sp)
-            for (int j = 0; j < 8; ++j) sum[j] += totals[sp * item_totals + r * ldo + ot + j];
-          for (int64_t j = 0; j < n8; ++j) out[(ot + j) * CgK + r] = static_cast<scalar_t>(sum[j]);
-        }
-      }
-    }
+    if constexpr (std::is_same_v<std::decay_t<decltype(*totals)>, acc_t>)
+      transpose_out(out, CgK, totals, ldo, nc * K, no);
+    else
+      transpose_portable<scalar_t, double>(out, CgK, totals, ldo, nc * K, no);
   };
 
   const scalar_t* gy_data = gy.const_data_ptr<scalar_t>();  // contiguous (N, O, L_out)
@@ -763,7 +756,6 @@ void grad_weight_gemm(const at::Tensor& gy, const at::Tensor& x, at::Tensor& gra
       // An unsplit item of one unit (short sequences: the whole reduction in one float32 sum) writes its
       // gradient from the scratch; the float64 totals would cost as much as the sums.
       const bool from_scratch = splits == 1 && unit_end - unit_begin == 1;
-      if (!from_scratch) std::fill(total, total + item_totals, 0.0);
       for (int64_t u = unit_begin; u < unit_end; ++u) {
         const int64_t n = u / row_units, sum_begin = (u % row_units) * sum_length;
         const int64_t sum_end = std::min(L_out, sum_begin + sum_length);
@@ -803,19 +795,46 @@ void grad_weight_gemm(const at::Tensor& gy, const at::Tensor& x, at::Tensor& gra
           }
         }
         if (from_scratch) break;
-        for (int64_t r = 0; r < nc * K; ++r)
-          for (int64_t o = 0; o < no; ++o) total[r * ldo + o] += static_cast<double>(scratch[r * ldo + o]);
+        // The first unit's sums start the totals (0 + x is x: no zero fill of the item's totals first).
+        if (u == unit_begin) {
+          for (int64_t r = 0; r < nc * K; ++r)
+            for (int64_t o = 0; o < no; ++o) total[r * ldo + o] = static_cast<double>(scratch[r * ldo + o]);
+        } else {
+          for (int64_t r = 0; r < nc * K; ++r)
+            for (int64_t o = 0; o < no; ++o) total[r * ldo + o] += static_cast<double>(scratch[r * ldo + o]);
+        }
       }
       if (from_scratch) {
-        write_item(item, static_cast<const acc_t*>(scratch), 1);
+        write_item(item, static_cast<const acc_t*>(scratch));
       } else if (splits == 1) {
-        write_item(item, static_cast<const double*>(total), 1);
+        write_item(item, static_cast<const double*>(total));
       }
     }
   });
   if (splits > 1) {
+    // Each element's splits added in split order in float64, a row of output channels at a time (whole
+    // rows: the loops vectorise), rounded once to acc_t as a cast of the float64 sum would (c10's 16-bit
+    // types convert from float32), then written through the same transpose as an unsplit item.
     at::parallel_for(0, base_items, 1, [&](int64_t begin, int64_t end) {
-      for (int64_t item = begin; item < end; ++item) write_item(item, static_cast<const double*>(partial.get() + item * splits * item_totals), splits);
+      std::vector<acc_t> sums_storage(item_totals + 64 / sizeof(acc_t));
+      acc_t* const sums = cpu::align64(sums_storage.data());
+      std::vector<double> row(ldo);
+      for (int64_t item = begin; item < end; ++item) {
+        const double* totals = partial.get() + item * splits * item_totals;
+        const int64_t cb = item % channel_blocks, ob = (item / channel_blocks) % out_blocks;
+        const int64_t no = std::min(kGwOutBlock, O_g - ob * kGwOutBlock);
+        const int64_t nc = std::min(channel_block, C_g - cb * channel_block);
+        for (int64_t r = 0; r < nc * K; ++r) {
+          const double* first = totals + r * ldo;
+          std::copy(first, first + no, row.begin());
+          for (int64_t sp = 1; sp < splits; ++sp) {
+            const double* part = first + sp * item_totals;
+            for (int64_t o = 0; o < no; ++o) row[o] += part[o];
+          }
+          for (int64_t o = 0; o < no; ++o) sums[r * ldo + o] = static_cast<acc_t>(row[o]);
+        }
+        write_item(item, static_cast<const acc_t*>(sums));
+      }
     });
   }
 }
