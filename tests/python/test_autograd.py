@@ -180,28 +180,35 @@ def test_cuda_backward_is_bitwise_reproducible(dtype):
 
 
 # The CPU grad_weight splits its reduction by the shape alone (float32 sums, then float64 across chunks
-# and splits in a fixed order): the same bits for every thread count. Shapes with several splits, strides
-# and an odd last chunk; float32 and bfloat16 (the pair path on AVX-512-BF16 CPUs).
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+# and splits in a fixed order): the same bits for every thread count, and aten's float64 gradients within
+# the dtype's tolerance. Shapes with several splits of one unit (1,024 positions) each, splits of several
+# units (16 groups), one split of several units (64 groups), strides and odd last chunks; every floating
+# type (bfloat16 takes the pair path on AVX-512-BF16 CPUs).
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16, torch.float64])
 def test_cpu_backward_same_bits_for_every_thread_count(dtype):
-    shapes = [((1, 80, 256, 5, 3000), 1, 2), ((1, 64, 64, 7, 8191), 1, 3), ((2, 40, 200, 4, 777), 3, 2),
-              ((1, 96, 160, 3, 2501), 2, 0)]
+    shapes = [((1, 80, 256, 5, 3000), 1, 2, 1), ((1, 64, 64, 7, 8191), 1, 3, 1), ((2, 40, 200, 4, 777), 3, 2, 1),
+              ((1, 96, 160, 3, 2501), 2, 0, 1), ((2, 64, 256, 3, 5000), 1, 1, 16), ((1, 128, 1024, 3, 3000), 1, 1, 64)]
     threads = torch.get_num_threads()
     try:
-        for i, ((n, c, o, k, length), stride, padding) in enumerate(shapes):
+        for i, ((n, c, o, k, length), stride, padding, groups) in enumerate(shapes):
             gen = torch.Generator().manual_seed(20 + i)
-            x = torch.randn(n, c, length, generator=gen).to(dtype)
-            w = torch.randn(o, c, k, generator=gen).to(dtype)
+            x64 = torch.randn(n, c, length, generator=gen, dtype=torch.float64)
+            w64 = torch.randn(o, c // groups, k, generator=gen, dtype=torch.float64)
             out_length = (length + 2 * padding - k) // stride + 1
-            gy = torch.randn(n, o, out_length, generator=gen).to(dtype)
+            gy64 = torch.randn(n, o, out_length, generator=gen, dtype=torch.float64)
+            x, w, gy = x64.to(dtype), w64.to(dtype), gy64.to(dtype)
             runs = []
             for count in (1, 2, 3):
                 torch.set_num_threads(count)
-                runs.append(torch.ops.custom.conv1d_backward(gy, x, w, [stride], [padding, padding], [1], 1,
+                runs.append(torch.ops.custom.conv1d_backward(gy, x, w, [stride], [padding, padding], [1], groups,
                                                              [True, True, True]))
             for other in runs[1:]:
                 for a, b in zip(runs[0], other):
                     assert torch.equal(a, b), (i, dtype)
+            leaves = [x.double().requires_grad_(), w.double().requires_grad_()]
+            refs = torch.autograd.grad(F.conv1d(*leaves, None, stride, padding, 1, groups), leaves, gy.double())
+            for got, ref in zip(runs[0][:2], refs):
+                assert relative_max_error(got, ref) <= TOLERANCE[dtype], (i, dtype)
     finally:
         torch.set_num_threads(threads)
 

@@ -622,12 +622,21 @@ CUSTOM_OPS_TARGET_AVX512BF16 void grad_weight_chunk_bf16(const PairChunk& b, con
                                                          13, 15, 17, 19, 21, 23, 25, 27, 29, 31};
   const __m512i even_odd = _mm512_load_si512(kEvenOdd);
   // The input's rows of a chunk are a few hundred bytes each, L apart: the next channel's are fetched while
-  // this one's are gathered (in sequence, each row's loads would wait for memory in turn).
-  const int64_t fetch_first = std::max<int64_t>(base, 0), fetch_last = std::min<int64_t>(base + stride * elements, L);
+  // this one's are gathered (in sequence, each row's loads would wait for memory in turn). The positions
+  // the gather reads inside the row, [fetch_first, fetch_last), bounded as gather_row bounds them (no
+  // pointer past the row is formed, no product past int64).
+  int64_t fetch_first = 0, fetch_last = 0;
+  if (base < L && elements > 0) {
+    fetch_first = std::max<int64_t>(base, 0);
+    const int64_t steps_inside = (L - 1 - base) / stride;  // base + stride * j < L for j <= steps_inside
+    fetch_last = elements - 1 <= steps_inside ? base + stride * (elements - 1) + 1 : L;
+  }
   for (int64_t c = 0; c < nc; ++c) {
-    if (c + 1 < nc) {
-      const char* next = reinterpret_cast<const char*>(x_block + (c + 1) * L + fetch_first);
-      for (int64_t at = 0; at < (fetch_last - fetch_first) * 2; at += 64) _mm_prefetch(next + at, _MM_HINT_T0);
+    if (c + 1 < nc && fetch_last > fetch_first) {
+      const auto* row = reinterpret_cast<const char*>(x_block + (c + 1) * L);
+      const uintptr_t from = reinterpret_cast<uintptr_t>(row + 2 * fetch_first) & ~uintptr_t{63};
+      const uintptr_t to = reinterpret_cast<uintptr_t>(row + 2 * fetch_last);
+      for (uintptr_t line = from; line < to; line += 64) _mm_prefetch(reinterpret_cast<const char*>(line), _MM_HINT_T0);
     }
     c10::BFloat16* rows = reinterpret_cast<c10::BFloat16*>(b.gathered) + c * rows_per_channel * row_length;
     if (split_pairs) {
@@ -755,6 +764,7 @@ void grad_weight_gemm(const at::Tensor& gy, const at::Tensor& x, at::Tensor& gra
       const int64_t unit_begin = split * units / splits, unit_end = (split + 1) * units / splits;
       // An unsplit item of one unit (short sequences: the whole reduction in one float32 sum) writes its
       // gradient from the scratch; the float64 totals would cost as much as the sums.
+      // (An empty batch has no units: the totals stay as their vector was made, zeros.)
       const bool from_scratch = splits == 1 && unit_end - unit_begin == 1;
       for (int64_t u = unit_begin; u < unit_end; ++u) {
         const int64_t n = u / row_units, sum_begin = (u % row_units) * sum_length;
