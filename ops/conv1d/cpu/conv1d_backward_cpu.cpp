@@ -577,7 +577,10 @@ void grad_weight_rows(const scalar_t* gy, const scalar_t* x, scalar_t* grad_weig
 constexpr int64_t kGwChunk = 128;         // positions a chunk: its packed gy_t columns stay in L1 a micro-column
 constexpr int64_t kGwChunksPerSum = 8;    // chunks summed in float32 before the float64 total
 constexpr int64_t kGwOutBlock = 128;      // output channels (columns) a work item
-constexpr int64_t kGwRows = 192;          // (channel, tap) rows a work item, at most (its scratch stays in L2)
+// (channel, tap) rows a work item, at most: its float32 scratch (400 x 128 x 4 bytes) and float64 totals
+// stay in L2 beside the chunk's operands. Every channel block transposes the chunk's grad_output again:
+// fewer, larger blocks transpose it less often.
+constexpr int64_t kGwRows = 400;
 constexpr int64_t kGwMinItems = 64;       // work items wanted, by splitting the reduction
 constexpr int64_t kGwMaxPartials = 1 << 24;  // float64 partial sums held for the splits, at most
 // Smaller shapes (depthwise, single-channel front ends) keep the row loops below: the micro-kernel's
@@ -698,7 +701,9 @@ void grad_weight_gemm(const at::Tensor& gy, const at::Tensor& x, at::Tensor& gra
   std::vector<int64_t> tap_offset16(K);
   for (int64_t k = 0; k < K; ++k) tap_offset16[k] = tap_offset[k] / row_length * row_length16 + (k * d) / s;
 
-  const int64_t channel_block = std::clamp<int64_t>(kGwRows / K, 1, C_g);
+  // As few channel blocks as kGwRows allows, of even sizes (80 channels at K = 5: one block, not 38 + 38 + 4).
+  const int64_t block_limit = std::clamp<int64_t>(kGwRows / K, 1, C_g);
+  const int64_t channel_block = (C_g + (C_g + block_limit - 1) / block_limit - 1) / ((C_g + block_limit - 1) / block_limit);
   const int64_t out_blocks = (O_g + kGwOutBlock - 1) / kGwOutBlock;
   const int64_t channel_blocks = (C_g + channel_block - 1) / channel_block;
   const int64_t sum_length = kGwChunk * kGwChunksPerSum;
