@@ -656,16 +656,27 @@ CUSTOM_OPS_TARGET_AVX512BF16 void grad_weight_chunk_bf16(const PairChunk& b, con
       for (int64_t r = 0; r < rows_per_channel; ++r)
         cpu::gather_row(rows + r * row_length, elements, x_block + c * L, 1, base + phases[r], stride, L);
     }
-    for (int64_t k = 0; k < K; ++k) {
-      uint32_t* dst = b.x_pairs + (c * K + k) * kRowPairs;
-      std::memcpy(dst, rows + tap_offset[k], pairs * sizeof(uint32_t));
-      if (count % 2 == 1) dst[pairs - 1] &= 0xFFFFu;  // the high half: the position past the chunk
+    // A chunk of odd length copies each tap's pairs, to zero the partner of its last position (the input
+    // there may be an Inf or a NaN, and zero times that is NaN); the others read the rows in place.
+    if (count % 2 == 1) {
+      for (int64_t k = 0; k < K; ++k) {
+        uint32_t* dst = b.x_pairs + (c * K + k) * kRowPairs;
+        std::memcpy(dst, rows + tap_offset[k], pairs * sizeof(uint32_t));
+        dst[pairs - 1] &= 0xFFFFu;  // the high half: the position past the chunk
+      }
     }
   }
   const cpu::PairView view{b.gy_pairs, b.offsets, pairs};
-  for (int64_t k = 0; k < K; ++k)
-    cpu::accumulate_bf16(b.scratch + k * ldo, K * ldo, nullptr, first, nc, no, view, b.x_pairs + k * kRowPairs,
-                         K * kRowPairs, nullptr, 0);
+  const auto* gathered = reinterpret_cast<const uint16_t*>(b.gathered);
+  for (int64_t k = 0; k < K; ++k) {
+    if (count % 2 == 1) {
+      cpu::accumulate_bf16(b.scratch + k * ldo, K * ldo, nullptr, first, nc, no, view,
+                           reinterpret_cast<const uint16_t*>(b.x_pairs + k * kRowPairs), 2 * K * kRowPairs, nullptr, 0);
+    } else {
+      cpu::accumulate_bf16(b.scratch + k * ldo, K * ldo, nullptr, first, nc, no, view, gathered + tap_offset[k],
+                           rows_per_channel * row_length, nullptr, 0);
+    }
+  }
 }
 #endif
 

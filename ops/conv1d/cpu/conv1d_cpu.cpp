@@ -396,7 +396,7 @@ void conv1d_bf16_dot_packed(const at::Tensor& input, const uint32_t* packed, con
         // All the tile's output channels per column (6-row micro-tiles; the weights stream from L2).
         const bool last = p0 + np >= P_g;
         full_end = accumulate_bf16(acc, kLengthBlock, bias ? bias_f.data() + o0 : nullptr, p0 == 0, no, nl, view,
-                                   packed + o0 * PK + p0 * K, PK,
+                                   reinterpret_cast<const uint16_t*>(packed + o0 * PK + p0 * K), 2 * PK,
                                    last ? reinterpret_cast<uint16_t*>(y_tile) : nullptr, L_out);
       }
       for (int64_t oi = 0; oi < no; ++oi) {

@@ -306,10 +306,19 @@ struct PairView {
   int64_t count;
 };
 
+// The broadcast operand `w`: R rows of 16-bit elements, w_stride elements apart; term idx of a row is the
+// 32-bit pair at its elements 2 idx and 2 idx + 1, read at any even byte address (grad_weight reads the
+// input's gathered rows in place at every tap's offset).
+CUSTOM_OPS_INLINE uint32_t pair_at(const uint16_t* row, int64_t idx) {
+  uint32_t word;
+  std::memcpy(&word, row + 2 * idx, sizeof word);
+  return word;
+}
+
 template <int R, int V, bool kFirst>
 CUSTOM_OPS_TARGET_AVX512BF16 CUSTOM_OPS_INLINE void micro_tile_bf16(float* acc, int64_t acc_stride, const float* bias,
                                                                     int64_t l0, const PairView& in,
-                                                                    const uint32_t* w, int64_t w_stride,
+                                                                    const uint16_t* w, int64_t w_stride,
                                                                     uint16_t* out, int64_t out_stride) {
   __m512 a[R][V];
   for (int i = 0; i < R; ++i)
@@ -320,7 +329,7 @@ CUSTOM_OPS_TARGET_AVX512BF16 CUSTOM_OPS_INLINE void micro_tile_bf16(float* acc, 
         a[i][j] = _mm512_loadu_ps(acc + i * acc_stride + l0 + j * 16);
       }
     }
-  const uint32_t* wr[R];
+  const uint16_t* wr[R];
   for (int i = 0; i < R; ++i) wr[i] = w + i * w_stride;
   const uint32_t* xb = in.data + l0;
   for (int64_t idx = 0; idx < in.count; ++idx) {
@@ -328,7 +337,7 @@ CUSTOM_OPS_TARGET_AVX512BF16 CUSTOM_OPS_INLINE void micro_tile_bf16(float* acc, 
     __m512i xv[V];
     for (int j = 0; j < V; ++j) xv[j] = _mm512_loadu_si512(x + j * 16);
     for (int i = 0; i < R; ++i) {
-      const __m512i wi = _mm512_set1_epi32(static_cast<int>(wr[i][idx]));
+      const __m512i wi = _mm512_set1_epi32(static_cast<int>(pair_at(wr[i], idx)));
       for (int j = 0; j < V; ++j) a[i][j] = _mm512_dpbf16_ps(a[i][j], (__m512bh)xv[j], (__m512bh)wi);
     }
   }
@@ -346,7 +355,7 @@ CUSTOM_OPS_TARGET_AVX512BF16 CUSTOM_OPS_INLINE void micro_tile_bf16(float* acc, 
 template <int V, bool kFirst>
 CUSTOM_OPS_TARGET_AVX512BF16 CUSTOM_OPS_INLINE void micro_column_bf16(float* acc, int64_t acc_stride, const float* bias,
                                                                       int64_t rows, int64_t l0, const PairView& in,
-                                                                      const uint32_t* w, int64_t ws, uint16_t* out,
+                                                                      const uint16_t* w, int64_t ws, uint16_t* out,
                                                                       int64_t os) {
 #define CUSTOM_OPS_BF16_TILE(R)                                                                                   \
   micro_tile_bf16<R, V, kFirst>(acc + i * acc_stride, acc_stride, bias ? bias + i : nullptr, l0, in, w + i * ws, ws, \
@@ -367,7 +376,7 @@ CUSTOM_OPS_TARGET_AVX512BF16 CUSTOM_OPS_INLINE void micro_column_bf16(float* acc
 template <int V, bool kFirst>
 CUSTOM_OPS_TARGET_AVX512BF16 CUSTOM_OPS_INLINE void column_bf16(float* acc, int64_t acc_stride, const float* bias,
                                                                 int64_t rows, int64_t width, int64_t l,
-                                                                const PairView& in, const uint32_t* w, int64_t ws,
+                                                                const PairView& in, const uint16_t* w, int64_t ws,
                                                                 uint16_t* out, int64_t os, int64_t& full_end) {
   const bool full = out != nullptr && l + V * 16 <= width;
   if (out != nullptr && !full && full_end == width) full_end = l;
@@ -378,7 +387,7 @@ template <bool kFirst>
 CUSTOM_OPS_TARGET_AVX512BF16 CUSTOM_OPS_INLINE int64_t accumulate_bf16_impl(float* acc, int64_t acc_stride,
                                                                             const float* bias, int64_t rows,
                                                                             int64_t width, const PairView& in,
-                                                                            const uint32_t* w, int64_t ws,
+                                                                            const uint16_t* w, int64_t ws,
                                                                             uint16_t* out, int64_t os) {
   int64_t full_end = out != nullptr ? width : 0;
   int64_t l = 0;
@@ -390,10 +399,11 @@ CUSTOM_OPS_TARGET_AVX512BF16 CUSTOM_OPS_INLINE int64_t accumulate_bf16_impl(floa
 
 // The tile's scratch accumulators += one reduction block (first: the bias, null for zero, instead of
 // the scratch's contents). out (the last block): columns inside [0, width) go to the bfloat16 output
-// (rows os apart) instead; returns where they end (out null: 0), the rest is in the scratch.
+// (rows os apart) instead; returns where they end (out null: 0), the rest is in the scratch. w: the
+// rows' pairs as 16-bit elements, ws elements apart (pair_at).
 inline CUSTOM_OPS_TARGET_AVX512BF16 int64_t accumulate_bf16(float* acc, int64_t acc_stride, const float* bias, bool first,
                                                      int64_t rows, int64_t width, const PairView& in,
-                                                     const uint32_t* w, int64_t ws, uint16_t* out, int64_t os) {
+                                                     const uint16_t* w, int64_t ws, uint16_t* out, int64_t os) {
   if (first) return accumulate_bf16_impl<true>(acc, acc_stride, bias, rows, width, in, w, ws, out, os);
   return accumulate_bf16_impl<false>(acc, acc_stride, bias, rows, width, in, w, ws, out, os);
 }
