@@ -24,6 +24,7 @@
 #include <ATen/ops/zeros.h>
 
 #include <algorithm>
+#include <utility>
 #include <cstring>
 #include <memory>
 #include <numeric>
@@ -577,9 +578,9 @@ void grad_weight_rows(const scalar_t* gy, const scalar_t* x, scalar_t* grad_weig
 constexpr int64_t kGwChunk = 128;         // positions a chunk: its packed gy_t columns stay in L1 a micro-column
 constexpr int64_t kGwChunksPerSum = 8;    // chunks summed in float32 before the float64 total
 constexpr int64_t kGwOutBlock = 128;      // output channels (columns) a work item
-// (channel, tap) rows a work item, at most: its float32 scratch (400 x 128 x 4 bytes) and float64 totals
-// stay in L2 beside the chunk's operands. Every channel block transposes the chunk's grad_output again:
-// fewer, larger blocks transpose it less often.
+// (channel, tap) rows a work item, at most (at K > 400, one channel's K rows): its float32 scratch
+// (400 x 128 x 4 bytes) and float64 totals stay in L2 beside the chunk's operands. Every channel block
+// transposes the chunk's grad_output again: fewer, larger blocks transpose it less often.
 constexpr int64_t kGwRows = 400;
 constexpr int64_t kGwMinItems = 64;       // work items wanted, by splitting the reduction
 constexpr int64_t kGwMaxPartials = 1 << 24;  // float64 partial sums held for the splits, at most
@@ -712,11 +713,17 @@ void grad_weight_gemm(const at::Tensor& gy, const at::Tensor& x, at::Tensor& gra
   std::vector<int64_t> tap_offset16(K);
   for (int64_t k = 0; k < K; ++k) tap_offset16[k] = tap_offset[k] / row_length * row_length16 + (k * d) / s;
 
-  // As few channel blocks as kGwRows allows, of even sizes (80 channels at K = 5: one block, not 38 + 38 + 4).
+  // As few channel blocks as kGwRows allows, balanced: block b holds channels [b C_g / n, (b + 1) C_g / n)
+  // (80 channels at K = 5: one block, not 38 + 38 + 4; 256 at K = 26: 16 blocks of 16, not 17 x 15 + 1).
+  // channel_block is the largest block, what the buffers hold.
   const int64_t block_limit = std::clamp<int64_t>(kGwRows / K, 1, C_g);
-  const int64_t channel_block = (C_g + (C_g + block_limit - 1) / block_limit - 1) / ((C_g + block_limit - 1) / block_limit);
+  const int64_t channel_blocks = (C_g + block_limit - 1) / block_limit;
+  const int64_t channel_block = (C_g + channel_blocks - 1) / channel_blocks;
+  auto block_channels = [&](int64_t cb) {  // {first channel, channels} of block cb
+    const int64_t c0 = cb * C_g / channel_blocks;
+    return std::pair<int64_t, int64_t>{c0, (cb + 1) * C_g / channel_blocks - c0};
+  };
   const int64_t out_blocks = (O_g + kGwOutBlock - 1) / kGwOutBlock;
-  const int64_t channel_blocks = (C_g + channel_block - 1) / channel_block;
   const int64_t sum_length = kGwChunk * kGwChunksPerSum;
   const int64_t row_units = (L_out + sum_length - 1) / sum_length, units = N * row_units;
   const int64_t base_items = G * out_blocks * channel_blocks;
@@ -738,7 +745,7 @@ void grad_weight_gemm(const at::Tensor& gy, const at::Tensor& x, at::Tensor& gra
     const int64_t cb = item % channel_blocks, ob = (item / channel_blocks) % out_blocks;
     const int64_t grp = item / (channel_blocks * out_blocks);
     const int64_t o0 = grp * O_g + ob * kGwOutBlock, no = std::min(kGwOutBlock, O_g - ob * kGwOutBlock);
-    const int64_t c0 = cb * channel_block, nc = std::min(channel_block, C_g - c0);
+    const auto [c0, nc] = block_channels(cb);
     scalar_t* out = gw + o0 * CgK + c0 * K;
     if constexpr (std::is_same_v<std::decay_t<decltype(*totals)>, acc_t>)
       transpose_out(out, CgK, totals, ldo, nc * K, no);
@@ -772,7 +779,7 @@ void grad_weight_gemm(const at::Tensor& gy, const at::Tensor& x, at::Tensor& gra
       rest /= channel_blocks;
       const int64_t ob = rest % out_blocks, grp = rest / out_blocks;
       const int64_t o0 = grp * O_g + ob * kGwOutBlock, no = std::min(kGwOutBlock, O_g - ob * kGwOutBlock);
-      const int64_t c0 = cb * channel_block, nc = std::min(channel_block, C_g - c0);
+      const auto [c0, nc] = block_channels(cb);
       const int64_t c_in = grp * C_g + c0;  // the block's first channel of the input
       // gy_t's columns past `no` are read by the micro-kernel's whole vectors (their sums are dropped).
       for (int64_t p = 0; p < kGwChunk; ++p) std::fill(gy_t + p * ldo + no, gy_t + (p + 1) * ldo, acc_t(0));
@@ -849,7 +856,7 @@ void grad_weight_gemm(const at::Tensor& gy, const at::Tensor& x, at::Tensor& gra
         const double* totals = partial.get() + item * splits * item_totals;
         const int64_t cb = item % channel_blocks, ob = (item / channel_blocks) % out_blocks;
         const int64_t no = std::min(kGwOutBlock, O_g - ob * kGwOutBlock);
-        const int64_t nc = std::min(channel_block, C_g - cb * channel_block);
+        const int64_t nc = block_channels(cb).second;
         for (int64_t r = 0; r < nc * K; ++r) {
           const double* first = totals + r * ldo;
           std::copy(first, first + no, row.begin());
