@@ -46,7 +46,7 @@ USERS = [  # shapes users hit that the anchors miss
     # the input of a layer after an unpadded one (L_out = L - 2 there): rows TMA cannot read in place, so
     # the Hopper family runs on a row-aligned copy (hopper_<p>_repacked), and the backward copies both
     # grad_output and the input for grad_weight
-    ("headline, odd length", (32, 64, 128, 3, 131071), dict()),
+    ("odd length 131071 (headline channels)", (32, 64, 128, 3, 131071), dict()),
 ]
 SHAPES = {
     "headline": [HEADLINE, USERS[0], USERS[1]],
