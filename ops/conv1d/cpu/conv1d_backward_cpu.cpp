@@ -24,7 +24,6 @@
 #include <ATen/ops/zeros.h>
 
 #include <algorithm>
-#include <utility>
 #include <cstring>
 #include <memory>
 #include <numeric>
@@ -719,11 +718,18 @@ void grad_weight_gemm(const at::Tensor& gy, const at::Tensor& x, at::Tensor& gra
   const int64_t block_limit = std::clamp<int64_t>(kGwRows / K, 1, C_g);
   const int64_t channel_blocks = (C_g + block_limit - 1) / block_limit;
   const int64_t channel_block = (C_g + channel_blocks - 1) / channel_blocks;
-  auto block_channels = [&](int64_t cb) {  // {first channel, channels} of block cb
-    const int64_t c0 = cb * C_g / channel_blocks;
-    return std::pair<int64_t, int64_t>{c0, (cb + 1) * C_g / channel_blocks - c0};
-  };
   const int64_t out_blocks = (O_g + kGwOutBlock - 1) / kGwOutBlock;
+  // Base item b (of G x out_blocks x channel_blocks, channel blocks fastest): its group, output channels
+  // [o0, o0 + no) of all O, and input channels [c0, c0 + nc) of its group.
+  struct Block {
+    int64_t grp, o0, no, c0, nc;
+  };
+  auto item_block = [&](int64_t b) {
+    const int64_t cb = b % channel_blocks, ob = (b / channel_blocks) % out_blocks, grp = b / (channel_blocks * out_blocks);
+    const int64_t c0 = cb * C_g / channel_blocks;
+    return Block{grp, grp * O_g + ob * kGwOutBlock, std::min(kGwOutBlock, O_g - ob * kGwOutBlock), c0,
+                 (cb + 1) * C_g / channel_blocks - c0};
+  };
   const int64_t sum_length = kGwChunk * kGwChunksPerSum;
   const int64_t row_units = (L_out + sum_length - 1) / sum_length, units = N * row_units;
   const int64_t base_items = G * out_blocks * channel_blocks;
@@ -741,16 +747,12 @@ void grad_weight_gemm(const at::Tensor& gy, const at::Tensor& x, at::Tensor& gra
   const TransposeFn<scalar_t, acc_t> transpose_out = pick_transpose<scalar_t, acc_t>();
   // The gradient of base item `item` (group, output block, channel block) from its sums, [c][k][o] with
   // rows ldo apart (float32 sums of the scratch, or float64 totals).
-  auto write_item = [&](int64_t item, const auto* totals) {
-    const int64_t cb = item % channel_blocks, ob = (item / channel_blocks) % out_blocks;
-    const int64_t grp = item / (channel_blocks * out_blocks);
-    const int64_t o0 = grp * O_g + ob * kGwOutBlock, no = std::min(kGwOutBlock, O_g - ob * kGwOutBlock);
-    const auto [c0, nc] = block_channels(cb);
-    scalar_t* out = gw + o0 * CgK + c0 * K;
+  auto write_item = [&](const Block& blk, const auto* totals) {
+    scalar_t* out = gw + blk.o0 * CgK + blk.c0 * K;
     if constexpr (std::is_same_v<std::decay_t<decltype(*totals)>, acc_t>)
-      transpose_out(out, CgK, totals, ldo, nc * K, no);
+      transpose_out(out, CgK, totals, ldo, blk.nc * K, blk.no);
     else
-      transpose_portable<scalar_t, double>(out, CgK, totals, ldo, nc * K, no);
+      transpose_portable<scalar_t, double>(out, CgK, totals, ldo, blk.nc * K, blk.no);
   };
 
   const scalar_t* gy_data = gy.const_data_ptr<scalar_t>();  // contiguous (N, O, L_out)
@@ -774,13 +776,9 @@ void grad_weight_gemm(const at::Tensor& gy, const at::Tensor& x, at::Tensor& gra
 #endif
     for (int64_t item = begin; item < end; ++item) {
       const int64_t split = item % splits;
-      int64_t rest = item / splits;
-      const int64_t cb = rest % channel_blocks;
-      rest /= channel_blocks;
-      const int64_t ob = rest % out_blocks, grp = rest / out_blocks;
-      const int64_t o0 = grp * O_g + ob * kGwOutBlock, no = std::min(kGwOutBlock, O_g - ob * kGwOutBlock);
-      const auto [c0, nc] = block_channels(cb);
-      const int64_t c_in = grp * C_g + c0;  // the block's first channel of the input
+      const Block blk = item_block(item / splits);
+      const int64_t o0 = blk.o0, no = blk.no, nc = blk.nc;
+      const int64_t c_in = blk.grp * C_g + blk.c0;  // the block's first channel of the input
       // gy_t's columns past `no` are read by the micro-kernel's whole vectors (their sums are dropped).
       for (int64_t p = 0; p < kGwChunk; ++p) std::fill(gy_t + p * ldo + no, gy_t + (p + 1) * ldo, acc_t(0));
       double* const total = splits > 1 ? partial.get() + item * item_totals : own_totals.data();
@@ -838,9 +836,9 @@ void grad_weight_gemm(const at::Tensor& gy, const at::Tensor& x, at::Tensor& gra
         }
       }
       if (from_scratch) {
-        write_item(item, static_cast<const acc_t*>(scratch));
+        write_item(blk, static_cast<const acc_t*>(scratch));
       } else if (splits == 1) {
-        write_item(item, static_cast<const double*>(total));
+        write_item(blk, static_cast<const double*>(total));
       }
     }
   });
@@ -854,19 +852,17 @@ void grad_weight_gemm(const at::Tensor& gy, const at::Tensor& x, at::Tensor& gra
       std::vector<double> row(ldo);
       for (int64_t item = begin; item < end; ++item) {
         const double* totals = partial.get() + item * splits * item_totals;
-        const int64_t cb = item % channel_blocks, ob = (item / channel_blocks) % out_blocks;
-        const int64_t no = std::min(kGwOutBlock, O_g - ob * kGwOutBlock);
-        const int64_t nc = block_channels(cb).second;
-        for (int64_t r = 0; r < nc * K; ++r) {
+        const Block blk = item_block(item);
+        for (int64_t r = 0; r < blk.nc * K; ++r) {
           const double* first = totals + r * ldo;
-          std::copy(first, first + no, row.begin());
+          std::copy(first, first + blk.no, row.begin());
           for (int64_t sp = 1; sp < splits; ++sp) {
             const double* part = first + sp * item_totals;
-            for (int64_t o = 0; o < no; ++o) row[o] += part[o];
+            for (int64_t o = 0; o < blk.no; ++o) row[o] += part[o];
           }
-          for (int64_t o = 0; o < no; ++o) sums[r * ldo + o] = static_cast<acc_t>(row[o]);
+          for (int64_t o = 0; o < blk.no; ++o) sums[r * ldo + o] = static_cast<acc_t>(row[o]);
         }
-        write_item(item, static_cast<const acc_t*>(sums));
+        write_item(blk, static_cast<const acc_t*>(sums));
       }
     });
   }
