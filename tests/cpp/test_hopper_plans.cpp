@@ -101,6 +101,8 @@ TEST(HopperPlans, GradWeightWindowsFitTheirBoxes) {
       EXPECT_LE(plan->taps_per_group, Plan::max_taps(plan->precision));
       EXPECT_GE(int64_t(plan->taps_per_group) * plan->tap_groups, g.kernel_size);
       EXPECT_LT(int64_t(plan->taps_per_group) * (plan->tap_groups - 1), g.kernel_size);
+      // The largest group as small as the group count allows.
+      EXPECT_EQ(plan->taps_per_group, (g.kernel_size + plan->tap_groups - 1) / plan->tap_groups);
       EXPECT_GE(int64_t(plan->c_tiles) * Plan::kChannels, g.in_channels_per_group());
       EXPECT_GE(int64_t(plan->o_tiles) * Plan::kOutChannels, g.out_channels_per_group());
       EXPECT_EQ(plan->keys, g.groups * plan->c_tiles * plan->o_tiles * plan->tap_groups);
@@ -132,6 +134,31 @@ TEST(HopperPlans, GradWeightWindowsFitTheirBoxes) {
     }
   }
   EXPECT_GT(planned, 1000);
+}
+
+// K = 3 (the headline's) in one tap group in every precision: with groups of 2 and 1 taps, half the CTAs
+// had half the work and the gradient tile was read once a group. K = 4 at stride 2 (3 taps fit in
+// 16-bit): two groups of 2, not 3 + 1.
+TEST(HopperPlans, GradWeightTapGroups) {
+  Geometry g;
+  g.batch = 32, g.in_channels = 64, g.in_length = 131072, g.out_channels = 128, g.kernel_size = 3;
+  g.stride = 1, g.dilation = 1, g.groups = 1, g.pad_left = 0, g.pad_right = 0, g.out_length = 131070;
+  for (const auto dtype : kTypes) {
+    SCOPED_TRACE(describe(g, dtype));
+    const auto plan = cuda::plan_grad_weight_hopper(g, dtype, true);
+    ASSERT_TRUE(plan.has_value());
+    EXPECT_EQ(plan->taps_per_group, 3);
+    EXPECT_EQ(plan->tap_groups, 1);
+  }
+  g.batch = 16, g.in_channels = 128, g.in_length = 32768, g.out_channels = 256, g.kernel_size = 4;
+  g.stride = 2, g.pad_left = 1, g.pad_right = 1, g.out_length = 16384;
+  for (const auto dtype : {at::kHalf, at::kBFloat16}) {
+    SCOPED_TRACE(describe(g, dtype));
+    const auto plan = cuda::plan_grad_weight_hopper(g, dtype, true);
+    ASSERT_TRUE(plan.has_value());
+    EXPECT_EQ(plan->taps_per_group, 2);
+    EXPECT_EQ(plan->tap_groups, 2);
+  }
 }
 
 TEST(HopperPlans, GradWeightRefusals) {

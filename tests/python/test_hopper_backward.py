@@ -23,12 +23,13 @@ CASES = [
     ("groups of 40 input and 48 output channels", (3, 160, 192, 3, 500), dict(padding=1, groups=4), None),
     ("stride 2, dilation 3, padding 4", (2, 24, 40, 5, 777), dict(stride=2, padding=4, dilation=3), None),
     ("stride 3", (2, 32, 64, 4, 1000), dict(stride=3, padding=1), None),
-    ("long kernel, 8 (TF32) or 16 (16-bit) tap groups", (2, 32, 64, 31, 600), dict(padding=15), None),
+    ("long kernel, 8 (TF32) or 11 (16-bit) tap groups", (2, 32, 64, 31, 600), dict(padding=15), None),
     ("one long row over many splits", (1, 48, 64, 3, 70001), dict(padding=1), None),
     ("pointwise", (4, 48, 80, 1, 1024), dict(), None),
-    # a dilation that leaves room for 3 taps a CTA in TF32 (of 4): tap groups with a short last
-    ("taps a CTA cut by a long dilation", (2, 32, 64, 4, 1000), dict(padding=5, dilation=70), None),
-    # a dilation that leaves room for 1 tap a CTA in 16-bit (of 2; a window of at most 256 positions)
+    # a dilation that leaves room for 3 taps a CTA in TF32 (of 4) and 2 in 16-bit (of 3): tap groups with a
+    # short last (3 + 2; 2 + 2 + 1)
+    ("taps a CTA cut by a long dilation", (2, 32, 64, 5, 1000), dict(padding=5, dilation=70), None),
+    # a dilation that leaves room for 1 tap a CTA in 16-bit (of 3; a window of at most 256 positions)
     ("one tap a CTA by a longer dilation", (2, 32, 64, 4, 1000), dict(padding=5, dilation=140), None),
     ("channels-last input", (2, 40, 72, 3, 513), dict(padding=1), "channels-last"),
     # many tiles a CTA with 5 stages' room in 16-bit (the plan takes 4: the consumers' alternate stages)

@@ -24,7 +24,7 @@ enum class GradInputChoice {
 enum class GradWeightChoice {
   kZero,             // an empty batch or an empty weight: no terms, grad_weight is zero
   kOneChannel,       // one input channel per group: a reduction per (output channel, tap)
-  kHopper,           // sm_90a: TMA + mbarrier ring, wgmma, 64 input x 128 output channels x 4 (TF32) or 2 taps a CTA
+  kHopper,           // sm_90a: TMA + mbarrier ring, wgmma, 64 input x 128 output channels x 4 (TF32) or 3 taps a CTA
   kTensorCoreSmall,  // mma.sync, 32 output x 32 input channels x 8 taps a block (groups of <= 32 channels)
   kTensorCoreLarge,  // mma.sync, 64 output x 64 input channels x 4 taps a block
   kCudaCores,        // CUDA-core split reduction (float64, strict float32, staged windows too long)

@@ -62,8 +62,10 @@ struct GradWeightTraits {
   static constexpr bool kAlternate = GradWeightHopperPlan::consumers_alternate(kPrecision);
   static constexpr int kMaxTaps = GradWeightHopperPlan::max_taps(kPrecision);
   static constexpr int kThreads = 384;
-  // Producer warpgroup: the TMA thread and the pass warps (56: the pass spills at 40).
-  static constexpr int kProducerRegisters = 56, kConsumerRegisters = 224;
+  // Producer warpgroup: the TMA thread and the pass warps. TF32's rounding pass spills below 56; 16-bit's
+  // pass only sums (with a bias), one half-row at a time, in 40, which leaves the consumers 232: their 3
+  // taps' 192 accumulators and 12 A registers, which 224 spill.
+  static constexpr int kProducerRegisters = kFloat ? 56 : 40, kConsumerRegisters = kFloat ? 224 : 232;
   // setmaxnreg moves registers within the CTA's launch allocation only: 384 threads x 168 registers
   // (__launch_bounds__(384, 1); a raise beyond what the lowered warps freed blocks for ever).
   static_assert(128 * kProducerRegisters + 256 * kConsumerRegisters <= kThreads * 168, "the CTA's registers");
@@ -145,7 +147,8 @@ constexpr int kPassThreads = 96;  // warps 1-3 of the producer warpgroup
 template <class Traits>
 __device__ __forceinline__ void pass_over_tile(uint8_t* gradient, int thread, bool sums, float (&half_sums)[3]) {
   constexpr int kBoxBytes = GradWeightHopperPlan::kOutChannels * 128;
-#pragma unroll
+  // 16-bit: one half-row at a time (40 registers); unrolled, the loads of all three are live at once.
+#pragma unroll(Traits::kFloat ? 3 : 1)
   for (int k = 0; k < 3; ++k) {
     const int half_row = thread + kPassThreads * k, row = half_row / 2;
     if (half_row >= 2 * GradWeightHopperPlan::kOutChannels) break;  // warp-uniform: warp 3 has two
@@ -173,7 +176,12 @@ __device__ __forceinline__ void pass_over_tile(uint8_t* gradient, int thread, bo
           sum += part;
         }
       }
-    half_sums[k] += sum;
+    if constexpr (Traits::kFloat) {
+      half_sums[k] += sum;
+    } else {  // the loop rolled: an index that is not a constant would put the array in local memory
+#pragma unroll
+      for (int i = 0; i < 3; ++i) half_sums[i] += i == k ? sum : 0.f;
+    }
   }
   if constexpr (Traits::kFloat) async_proxy_fence();
 }

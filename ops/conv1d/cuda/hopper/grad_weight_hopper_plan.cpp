@@ -50,10 +50,14 @@ std::optional<GradWeightHopperPlan> plan_grad_weight_hopper(const Geometry& g, c
   const int64_t reach = (GradWeightHopperPlan::kPositions - 1) * g.stride + 1 + (vector - 1);
   int64_t taps = std::min<int64_t>(g.kernel_size, GradWeightHopperPlan::max_taps(plan.precision));
   while (taps > 1 && window_pitch_for(reach + (taps - 1) * g.dilation, element_size) > kMaxBoxPositions) --taps;
+  // The fewest tap groups, each with at most ceil(K / groups) taps, the last with the rest (K = 4 with 3 a
+  // CTA: 2 + 2, not 3 + 1; K = 31: 10 x 3 + 1): a CTA's time grows with its taps, and the grid waits for
+  // its heaviest CTAs.
+  plan.tap_groups = static_cast<int>(ceil_div(g.kernel_size, taps));
+  taps = ceil_div(g.kernel_size, plan.tap_groups);
   plan.window_pitch = window_pitch_for(reach + (taps - 1) * g.dilation, element_size);
   if (plan.window_pitch > kMaxBoxPositions) return std::nullopt;
   plan.taps_per_group = static_cast<int>(taps);
-  plan.tap_groups = static_cast<int>(ceil_div(g.kernel_size, taps));
   plan.c_tiles = static_cast<int>(ceil_div(C_g, GradWeightHopperPlan::kChannels));
   plan.o_tiles = static_cast<int>(ceil_div(O_g, GradWeightHopperPlan::kOutChannels));
   plan.keys = g.groups * plan.c_tiles * plan.o_tiles * plan.tap_groups;

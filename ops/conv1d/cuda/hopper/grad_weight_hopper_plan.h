@@ -6,7 +6,9 @@
 // channels (64 a CTA), N = output channels (128 a CTA), the reduction K = output positions, one
 // accumulator set per tap. How the two consumer warpgroups share a stage depends on the precision:
 // - 16-bit: they take alternate stages, each the whole 64 x 128 tile (m64n128: the A fragments gathered
-//   once a stage), and add up their sums at the end; 64 accumulators a tap, up to 2 taps a CTA.
+//   once a stage), and add up their sums at the end; 64 accumulators a tap, up to 3 taps a CTA (K = 3
+//   in one tap group: with groups of 2 and 1, half the CTAs had half the work, and the grid ran two
+//   waves whose second was held by the heavy CTAs; the gradient tile was read once a tap group).
 // - TF32: both reduce every stage, 64 output channels each (m64n64); 32 accumulators a tap, up to 4 taps
 //   a CTA. (Alternate stages measured slower in TF32 on the H200: headline 1.42 -> 1.72 ms, wide
 //   channels 1.47 -> 1.70, where 16-bit gained: wide channels 752 -> 673 us, pointwise 143 -> 83, long
@@ -36,8 +38,9 @@ struct GradWeightHopperPlan {
   static constexpr int kMaxStages = 8;     // pipeline stages (the kernel's barriers: full, empty and passed each)
   // The consumers take alternate stages (16-bit) or share every stage (TF32); see above.
   static constexpr bool consumers_alternate(HopperPrecision precision) { return precision != HopperPrecision::kTF32; }
-  // Accumulator sets a consumer holds: 256 floats a thread.
-  static constexpr int max_taps(HopperPrecision precision) { return consumers_alternate(precision) ? 2 : 4; }
+  // Accumulator sets a consumer holds: 128 floats a thread in TF32, 192 in 16-bit (the kernel's register
+  // split gives 16-bit consumers 232 registers a thread).
+  static constexpr int max_taps(HopperPrecision precision) { return consumers_alternate(precision) ? 3 : 4; }
   HopperPrecision precision;
   int taps_per_group;  // taps a CTA reduces (<= max_taps(precision))
   int tap_groups, c_tiles, o_tiles;
