@@ -2,7 +2,8 @@
 // (conv1d_cuda_backward_dispatch.cpp) picks for each gradient.
 //   grad_input: the transposed convolution, as `stride` forward convolutions of grad_output (one per
 //     output phase, grad_input_phase), with the weights flipped along K and transposed within each
-//     group (C_g <-> O_g); they run on the forward kernels under the same TF32 policy as the forward.
+//     group (C_g <-> O_g), a view that the Hopper family reads in place (grad_input_phase_weights); they
+//     run on the forward kernels under the same TF32 policy as the forward.
 //     One input channel per group with several output channels (a single-channel front end) has its
 //     own kernel instead, which reads grad_output once for all phases.
 //   grad_weight: a split reduction with a fixed summation order: on sm_90a the Hopper kernel
@@ -19,6 +20,7 @@
 #include "ops/conv1d/cuda/conv1d_interleave.h"
 #include "ops/conv1d/cuda/conv1d_repack.h"
 #include "ops/conv1d/cuda/conv1d_unfold.h"
+#include "ops/conv1d/cuda/conv1d_weight_view.h"
 #include "ops/conv1d/cuda/hopper/conv1d_hopper.h"
 #include "ops/conv1d/cuda/hopper/grad_weight_hopper.h"
 
@@ -40,9 +42,7 @@ namespace {
 // and interleaved into grad_input in one pass (peak memory: grad_input twice), beyond that each is
 // copied into its slice as it comes.
 at::Tensor grad_input_by_phases(const at::Tensor& gy, const at::Tensor& w, const Geometry& g) {
-  const int64_t s = g.stride, K = g.kernel_size;
-  const int64_t O_g = g.out_channels_per_group(), C_g = g.in_channels_per_group();
-  const at::Tensor w_groups = w.view({g.groups, O_g, C_g, K});
+  const int64_t s = g.stride;
   const std::vector<int64_t> sizes = {g.batch, g.in_channels, g.in_length};
   const bool interleave = s > 1 && s <= cuda::kMaxInterleavedPhases;
   at::Tensor grad_input = s == 1 ? at::Tensor() : at::empty(sizes, gy.options());
@@ -57,11 +57,8 @@ at::Tensor grad_input_by_phases(const at::Tensor& gy, const at::Tensor& w, const
     }
     const at::Tensor source =
         phase.source_offset == 0 ? gy : gy.narrow(2, phase.source_offset, g.out_length - phase.source_offset);
-    const at::Tensor phase_weight = w_groups.slice(3, phase.k0, K, phase.tap_step)
-                                        .flip({3})
-                                        .transpose(1, 2)
-                                        .reshape({g.in_channels, O_g, phase.taps});
-    const at::Tensor out = conv1d_forward_cuda(source, phase_weight.contiguous(), std::nullopt, phase.geometry);
+    const at::Tensor out =
+        conv1d_forward_cuda(source, cuda::grad_input_phase_weights(w, g, phase), std::nullopt, phase.geometry);
     if (s == 1) return out;
     if (interleave) {
       outputs[rho] = out.contiguous();

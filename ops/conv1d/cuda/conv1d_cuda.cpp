@@ -6,6 +6,7 @@
 #include "ops/conv1d/cuda/conv1d_cuda_dispatch.h"
 #include "ops/conv1d/cuda/conv1d_cuda_launch.h"
 #include "ops/conv1d/cuda/conv1d_repack.h"
+#include "ops/conv1d/cuda/conv1d_weight_view.h"
 #include "ops/conv1d/cuda/hopper/conv1d_hopper.h"
 
 #include <ATen/Context.h>
@@ -52,10 +53,14 @@ int resident_blocks_per_sm(const void* kernel, int threads, size_t dynamic_share
 
 at::Tensor conv1d_forward_cuda(const at::Tensor& input, const at::Tensor& weight,
                                const std::optional<at::Tensor>& bias, const Geometry& g) {
+  return conv1d_forward_cuda(input, cuda::WeightView::of(weight.contiguous(), g), bias, g);
+}
+
+at::Tensor conv1d_forward_cuda(const at::Tensor& input, const cuda::WeightView& weights,
+                               const std::optional<at::Tensor>& bias, const Geometry& g) {
   const c10::cuda::CUDAGuard device_guard(input.device());
   at::Tensor out = at::empty({g.batch, g.out_channels, g.out_length}, input.options());
   if (out.numel() == 0) return out;
-  const at::Tensor w = weight.contiguous();
   const at::Tensor b = (bias.has_value() && bias->defined()) ? bias->contiguous() : at::Tensor();
   // aten's convolution decides TF32 from the cuDNN/conv flag (torch.backends.cudnn.allow_tf32).
   const bool allow_tf32 = at::globalContext().allowTF32CuDNN(at::Float32Op::CONV);
@@ -67,23 +72,23 @@ at::Tensor conv1d_forward_cuda(const at::Tensor& input, const at::Tensor& weight
       const auto plan = cuda::plan_hopper(g, input.scalar_type(), allow_tf32);
       TORCH_INTERNAL_ASSERT(plan.has_value());
       const at::Tensor x = choice == cuda::KernelChoice::kHopper ? input : cuda::repack_rows_for_tma(input);
-      cuda::launch_hopper(*plan, x, w, b, out, g);
+      cuda::launch_hopper(*plan, x, weights, b, out, g);  // reads the view in place
       break;
     }
     case cuda::KernelChoice::kTensorCoreLarge:
     case cuda::KernelChoice::kTensorCoreMedium:
     case cuda::KernelChoice::kTensorCoreSmall:
     case cuda::KernelChoice::kTensorCoreWideWindow:
-      cuda::launch_tensorcore(choice, input, w, b, out, g, allow_tf32);
+      cuda::launch_tensorcore(choice, input, weights.materialize(g), b, out, g, allow_tf32);
       break;
     case cuda::KernelChoice::kDepthwiseSliding:
     case cuda::KernelChoice::kDepthwise:
-      cuda::launch_depthwise(choice, input, w, b, out, g);
+      cuda::launch_depthwise(choice, input, weights.materialize(g), b, out, g);
       break;
     case cuda::KernelChoice::kDirectLarge:
     case cuda::KernelChoice::kDirectWide:
     case cuda::KernelChoice::kDirectNarrow:
-      cuda::launch_direct(choice, input, w, b, out, g);
+      cuda::launch_direct(choice, input, weights.materialize(g), b, out, g);
       break;
   }
   return out;

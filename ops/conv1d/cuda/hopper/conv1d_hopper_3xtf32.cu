@@ -4,9 +4,9 @@
 
 namespace custom_ops::conv1d::cuda {
 
-void launch_hopper_3xtf32(const HopperPlan& plan, const at::Tensor& input, const at::Tensor& weight,
+void launch_hopper_3xtf32(const HopperPlan& plan, const at::Tensor& input, const WeightView& weights,
                        const at::Tensor& bias, at::Tensor& out, const Geometry& g) {
-  launch_hopper_tiles<float, HopperPrecision::k3xTF32>(plan, input, weight, bias, out, g);
+  launch_hopper_tiles<float, HopperPrecision::k3xTF32>(plan, input, weights, bias, out, g);
 }
 
 }  // namespace custom_ops::conv1d::cuda

@@ -16,22 +16,22 @@
 
 namespace custom_ops::conv1d::cuda {
 
-void launch_hopper_tf32(const HopperPlan&, const at::Tensor&, const at::Tensor&, const at::Tensor&, at::Tensor&,
+void launch_hopper_tf32(const HopperPlan&, const at::Tensor&, const WeightView&, const at::Tensor&, at::Tensor&,
                         const Geometry&);
-void launch_hopper_3xtf32(const HopperPlan&, const at::Tensor&, const at::Tensor&, const at::Tensor&, at::Tensor&,
+void launch_hopper_3xtf32(const HopperPlan&, const at::Tensor&, const WeightView&, const at::Tensor&, at::Tensor&,
                           const Geometry&);
-void launch_hopper_fp16(const HopperPlan&, const at::Tensor&, const at::Tensor&, const at::Tensor&, at::Tensor&,
+void launch_hopper_fp16(const HopperPlan&, const at::Tensor&, const WeightView&, const at::Tensor&, at::Tensor&,
                         const Geometry&);
-void launch_hopper_bf16(const HopperPlan&, const at::Tensor&, const at::Tensor&, const at::Tensor&, at::Tensor&,
+void launch_hopper_bf16(const HopperPlan&, const at::Tensor&, const WeightView&, const at::Tensor&, at::Tensor&,
                         const Geometry&);
 
-void launch_hopper(const HopperPlan& plan, const at::Tensor& input, const at::Tensor& weight, const at::Tensor& bias,
+void launch_hopper(const HopperPlan& plan, const at::Tensor& input, const WeightView& weights, const at::Tensor& bias,
                    at::Tensor& out, const Geometry& g) {
   switch (plan.precision) {
-    case HopperPrecision::kTF32: return launch_hopper_tf32(plan, input, weight, bias, out, g);
-    case HopperPrecision::k3xTF32: return launch_hopper_3xtf32(plan, input, weight, bias, out, g);
-    case HopperPrecision::kFP16: return launch_hopper_fp16(plan, input, weight, bias, out, g);
-    case HopperPrecision::kBF16: return launch_hopper_bf16(plan, input, weight, bias, out, g);
+    case HopperPrecision::kTF32: return launch_hopper_tf32(plan, input, weights, bias, out, g);
+    case HopperPrecision::k3xTF32: return launch_hopper_3xtf32(plan, input, weights, bias, out, g);
+    case HopperPrecision::kFP16: return launch_hopper_fp16(plan, input, weights, bias, out, g);
+    case HopperPrecision::kBF16: return launch_hopper_bf16(plan, input, weights, bias, out, g);
   }
 }
 

@@ -4,9 +4,9 @@
 
 namespace custom_ops::conv1d::cuda {
 
-void launch_hopper_fp16(const HopperPlan& plan, const at::Tensor& input, const at::Tensor& weight,
+void launch_hopper_fp16(const HopperPlan& plan, const at::Tensor& input, const WeightView& weights,
                        const at::Tensor& bias, at::Tensor& out, const Geometry& g) {
-  launch_hopper_tiles<__half, HopperPrecision::kFP16>(plan, input, weight, bias, out, g);
+  launch_hopper_tiles<__half, HopperPrecision::kFP16>(plan, input, weights, bias, out, g);
 }
 
 }  // namespace custom_ops::conv1d::cuda

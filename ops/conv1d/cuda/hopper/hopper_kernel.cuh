@@ -643,7 +643,8 @@ __global__ void __launch_bounds__(Traits::kThreads, 1)
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Weights (O, C_g, K) -> the B blocks in consumption order, zero past O_g, C_g and K. One thread per
+// Weights (O_g, C_g, K a group, read through a WeightView's strides: conv1d_weight_view.h) -> the B
+// blocks in consumption order, zero past O_g, C_g and K. One thread per
 // 16-byte row of a core matrix: [key][chunk][tap group][part][tap][kgroup][n] x 16 B, where a kgroup is
 // the 16 bytes of channels (4 float32 or 8 16-bit) one core-matrix row holds. float32 becomes TF32
 // (rounded) or, for 3xTF32, a TF32 high part and a TF32 low part (w - high).
@@ -652,6 +653,7 @@ struct RelayoutShape {
   int64_t total_rows;
   int o_tiles, chunks, tap_groups, parts, taps_per_stage, tile_n, chunk_channels;
   int in_channels_per_group, out_channels_per_group, kernel_size;
+  int64_t weight_offset, group_stride, out_stride, in_stride, tap_stride;  // elements (WeightView)
 };
 
 template <typename Element, bool kSplit>
@@ -682,7 +684,7 @@ __global__ void relayout_weights(const Element* __restrict__ weight, uint4* __re
       float v = 0.f;
       if (o < s.out_channels_per_group && c < s.in_channels_per_group && tap < s.kernel_size) {
         v = static_cast<float>(
-            weight[((group * s.out_channels_per_group + o) * s.in_channels_per_group + c) * s.kernel_size + tap]);
+            weight[s.weight_offset + group * s.group_stride + o * s.out_stride + c * s.in_stride + tap * s.tap_stride]);
       }
       if constexpr (std::is_same_v<Element, float>) {
         uint32_t bits;

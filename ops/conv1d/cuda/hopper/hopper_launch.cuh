@@ -16,7 +16,7 @@
 namespace custom_ops::conv1d::cuda {
 
 template <typename Element, HopperPrecision kPrecision, int TileN, int MTiles>
-void launch_hopper_instance(const HopperPlan& plan, const at::Tensor& input, const at::Tensor& weight,
+void launch_hopper_instance(const HopperPlan& plan, const at::Tensor& input, const WeightView& weights,
                             const at::Tensor& bias, at::Tensor& out, const Geometry& g) {
   using Traits = hopper::HopperTraits<Element, kPrecision, TileN, MTiles>;
   TORCH_INTERNAL_ASSERT(plan.tile_n == TileN && plan.m_tiles == MTiles && plan.chunk_channels == Traits::kChunk &&
@@ -40,6 +40,11 @@ void launch_hopper_instance(const HopperPlan& plan, const at::Tensor& input, con
   shape.in_channels_per_group = static_cast<int>(g.in_channels_per_group());
   shape.out_channels_per_group = static_cast<int>(O_g);
   shape.kernel_size = static_cast<int>(g.kernel_size);
+  shape.weight_offset = weights.offset;
+  shape.group_stride = weights.group_stride;
+  shape.out_stride = weights.out_stride;
+  shape.in_stride = weights.in_stride;
+  shape.tap_stride = weights.tap_stride;
   const int64_t keys = g.groups * o_tiles;
   shape.total_rows = keys * plan.stages_per_tile() * plan.weight_stage_bytes / 16;
   at::Tensor blocks = at::empty({shape.total_rows * 16}, input.options().dtype(at::kByte));
@@ -47,7 +52,7 @@ void launch_hopper_instance(const HopperPlan& plan, const at::Tensor& input, con
     const int threads = 256;
     const int64_t grid = std::min<int64_t>((shape.total_rows + threads - 1) / threads, 65535);
     hopper::relayout_weights<Element, Traits::kSplit><<<static_cast<unsigned>(grid), threads, 0, stream>>>(
-        reinterpret_cast<const Element*>(weight.const_data_ptr()), reinterpret_cast<uint4*>(blocks.mutable_data_ptr()),
+        reinterpret_cast<const Element*>(weights.storage.const_data_ptr()), reinterpret_cast<uint4*>(blocks.mutable_data_ptr()),
         shape);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   }
@@ -101,21 +106,21 @@ void launch_hopper_instance(const HopperPlan& plan, const at::Tensor& input, con
 
 // The tile shapes a plan can name, for one precision.
 template <typename Element, HopperPrecision kPrecision>
-void launch_hopper_tiles(const HopperPlan& plan, const at::Tensor& input, const at::Tensor& weight,
+void launch_hopper_tiles(const HopperPlan& plan, const at::Tensor& input, const WeightView& weights,
                          const at::Tensor& bias, at::Tensor& out, const Geometry& g) {
   constexpr bool kSplit = kPrecision == HopperPrecision::k3xTF32;
   if constexpr (kSplit) {  // one 64-position tile per consumer, at most 64 channels (see plan_hopper)
-    if (plan.tile_n == 64) return launch_hopper_instance<Element, kPrecision, 64, 1>(plan, input, weight, bias, out, g);
-    if (plan.tile_n == 32) return launch_hopper_instance<Element, kPrecision, 32, 1>(plan, input, weight, bias, out, g);
+    if (plan.tile_n == 64) return launch_hopper_instance<Element, kPrecision, 64, 1>(plan, input, weights, bias, out, g);
+    if (plan.tile_n == 32) return launch_hopper_instance<Element, kPrecision, 32, 1>(plan, input, weights, bias, out, g);
   } else {
     const int tile = plan.tile_n * 10 + plan.m_tiles;
     switch (tile) {
-      case 1282: return launch_hopper_instance<Element, kPrecision, 128, 2>(plan, input, weight, bias, out, g);
-      case 1281: return launch_hopper_instance<Element, kPrecision, 128, 1>(plan, input, weight, bias, out, g);
-      case 642: return launch_hopper_instance<Element, kPrecision, 64, 2>(plan, input, weight, bias, out, g);
-      case 641: return launch_hopper_instance<Element, kPrecision, 64, 1>(plan, input, weight, bias, out, g);
-      case 322: return launch_hopper_instance<Element, kPrecision, 32, 2>(plan, input, weight, bias, out, g);
-      case 321: return launch_hopper_instance<Element, kPrecision, 32, 1>(plan, input, weight, bias, out, g);
+      case 1282: return launch_hopper_instance<Element, kPrecision, 128, 2>(plan, input, weights, bias, out, g);
+      case 1281: return launch_hopper_instance<Element, kPrecision, 128, 1>(plan, input, weights, bias, out, g);
+      case 642: return launch_hopper_instance<Element, kPrecision, 64, 2>(plan, input, weights, bias, out, g);
+      case 641: return launch_hopper_instance<Element, kPrecision, 64, 1>(plan, input, weights, bias, out, g);
+      case 322: return launch_hopper_instance<Element, kPrecision, 32, 2>(plan, input, weights, bias, out, g);
+      case 321: return launch_hopper_instance<Element, kPrecision, 32, 1>(plan, input, weights, bias, out, g);
       default: break;
     }
   }
