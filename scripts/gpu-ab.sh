@@ -2,8 +2,9 @@
 # Kernel changes measured against this tree in one device call: this tree (A) and, per PATCH, a copy of
 # it with that patch applied (B1, B2, ...; cumulative variants are separate patches) are built side by
 # side (the cores shared out), each B's smoke test and the tests that cover the change run first (a hang
-# or a wrong result stops the call), then the headline benchmarks of the Bs and of A on the same
-# machine, one after the other. Logs and tables under $OUT.
+# or a wrong result stops the call), then the headline benchmarks on the same machine, one after the
+# other: A first, the Bs, A again (A-again): a GPU that warms over the call moves later rows (up to 10%
+# seen on unchanged shapes), and A's two runs show that spread beside the Bs'. Logs and tables under $OUT.
 #
 #   run: TORCH_CUDA_ARCH_LIST=9.0a scripts/gpu-ab.sh bench/patches/NAME.patch [NAME2.patch ...] [forward|backward|both]
 #   env: AB_TESTS    pytest paths for the Bs (default: the Hopper forward and backward tests, the backward table;
@@ -97,5 +98,6 @@ bench() {  # bench LABEL DIR
       echo "backward, $1:"; grep "^|" "$OUT/backward-$1.md" | cut -d'|' -f2-6,9
     fi)
 }
-for (( i = ${#copies[@]} - 1; i >= 0; i-- )); do bench "B$((i + 1))" "${copies[$i]}"; done
 bench A "$root"
+for (( i = ${#copies[@]} - 1; i >= 0; i-- )); do bench "B$((i + 1))" "${copies[$i]}"; done
+bench A-again "$root"
