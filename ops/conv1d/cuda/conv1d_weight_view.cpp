@@ -24,7 +24,8 @@ at::Tensor WeightView::materialize(const Geometry& g) const {
   // as_strided takes no negative stride: the taps in storage order, reversed after where the view reverses them.
   const bool reversed = tap_stride < 0;
   const int64_t first = reversed ? offset + (K - 1) * tap_stride : offset;
-  at::Tensor w = storage.as_strided({g.groups, O_g, C_g, K}, {group_stride, out_stride, in_stride, reversed ? -tap_stride : tap_stride},
+  at::Tensor w = storage.as_strided({g.groups, O_g, C_g, K},
+                                    {group_stride, out_stride, in_stride, reversed ? -tap_stride : tap_stride},
                                     storage.storage_offset() + first);
   if (reversed) w = w.flip({3});
   return w.reshape({g.out_channels, C_g, K}).contiguous();
